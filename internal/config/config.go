@@ -1,0 +1,232 @@
+// Package config is the configuration engine of the wcpd daemon.
+//
+// # Sources and precedence
+//
+// The effective configuration is built from three layers, later layers
+// winning over earlier ones, and merged with a private [viper.Viper]
+// instance (never viper's global one):
+//
+//  1. built-in defaults ([Default]);
+//  2. the YAML file, [DefaultPath] unless [LoadOptions.Path] says otherwise;
+//     a missing file is fine unless [LoadOptions.Required] is set (an
+//     explicit --config was given);
+//  3. WCP_* environment variables.
+//
+// # File keys
+//
+// Keys are camelCase and case-sensitive, nested one level under a section:
+//
+//	node: web1                       # DNS label; defaults to the short host name
+//	database: {url: "postgres:///wcp360?host=/run/postgresql", maxConns: 10, connectTimeout: 5s}
+//	paths: {binDir: /opt/wcp360/bin, configDir: /etc/wcp360, stateDir: /var/lib/wcp360, runDir: /run/wcp360, wwwRoot: /srv/www}
+//	api: {socket: /run/wcp360/wcpd.sock, socketMode: 0600, shutdownTimeout: 15s}
+//	log: {level: info, format: text}
+//	controllers: {workers: 4, resyncInterval: 10m, shutdownTimeout: 30s, backoffBase: 100ms, backoffMax: 5m, rateLimit: 50, rateBurst: 100}
+//	uids: {min: 20000, max: 59999}
+//
+// Durations are Go duration strings ("90s", "1h30m"); a bare number is a type
+// error. socketMode is always read as octal digits, like chmod: 0600, 0o600,
+// 600 and "0600" all mean rw-------; 384 is refused (8 is not an octal digit).
+//
+// # Environment variables
+//
+// Every key has exactly one variable: "WCP_", then the key path with "." turned
+// into "_" and each camelCase word boundary turned into "_", upper-cased:
+//
+//	node                        WCP_NODE
+//	database.url                WCP_DATABASE_URL
+//	database.maxConns           WCP_DATABASE_MAX_CONNS
+//	paths.stateDir              WCP_PATHS_STATE_DIR
+//	api.socketMode              WCP_API_SOCKET_MODE
+//	log.level                   WCP_LOG_LEVEL
+//	controllers.resyncInterval  WCP_CONTROLLERS_RESYNC_INTERVAL (short alias: WCP_RESYNC_INTERVAL)
+//	uids.min                    WCP_UIDS_MIN
+//
+// [EnvVar] returns the name for a key. A variable that is set, even to the
+// empty string, is a value: WCP_LOG_LEVEL= is an error, not "unset".
+//
+// Any other WCP_* variable is an error (a typo such as WCP_DATABSE_URL must
+// not be silently ignored), except the variables that belong to other tools:
+// WCP_CONFIG (the config file path, read by cmd/wcpd), WCP_SOCKET and
+// WCP_TOKEN (the wcp client) and everything starting with WCP_TEST_ (test
+// harnesses, e.g. WCP_TEST_DATABASE_URL).
+//
+// # Errors
+//
+// Loading is strict: unknown keys, duplicate keys, wrong types and values out
+// of range are all reported, together, as an [Errors] value whose entries are
+// [*FieldError]s naming the key and where the value came from (file:line or
+// the environment variable). Match the class with errors.Is against
+// [ErrUnknownKey], [ErrWrongType] and [ErrInvalidValue].
+//
+// # Reloading
+//
+// On SIGHUP the daemon loads the configuration again. If [Load] fails, the
+// running configuration is kept as a whole. Otherwise [Config.ReloadChanges]
+// tells which changed keys take effect live (log level and format, controller
+// intervals, backoff and rate limits) and which need a restart (everything
+// else: node, database, paths, socket, workers, uid range);
+// [Config.WithReloadable] builds the configuration to run with: the new
+// reloadable values, the old values for everything else.
+package config
+
+import (
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultPath is the configuration file read when [LoadOptions.Path] is empty.
+const DefaultPath = "/etc/wcp360/wcpd.yaml"
+
+// Config is the configuration of one wcpd process. The zero value is not
+// useful; start from [Default] or [Load].
+type Config struct {
+	// Node is this host's name in the shared database: a lower-case DNS
+	// label (RFC 1123, at most 63 characters). Defaults to the short host
+	// name.
+	Node string `yaml:"node"`
+	// Database says how to reach PostgreSQL.
+	Database Database `yaml:"database"`
+	// Paths are the directories wcpd owns or writes to.
+	Paths Paths `yaml:"paths"`
+	// API is the local control socket.
+	API API `yaml:"api"`
+	// Log configures the process logger.
+	Log Log `yaml:"log"`
+	// Controllers tunes the reconcile loops.
+	Controllers Controllers `yaml:"controllers"`
+	// UIDs is the range tenant users are allocated from.
+	UIDs UIDRange `yaml:"uids"`
+}
+
+// Database says how to reach PostgreSQL.
+type Database struct {
+	// URL is a postgres:// or postgresql:// connection URL. It may hold a
+	// password; [Config.YAML] redacts it.
+	URL string `yaml:"url"`
+	// MaxConns is the size of the connection pool, 1..1000.
+	MaxConns int `yaml:"maxConns"`
+	// ConnectTimeout bounds one connection attempt, 1s..5m.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+}
+
+// Paths are the directories wcpd owns or writes to. All are clean absolute
+// paths.
+type Paths struct {
+	BinDir    string `yaml:"binDir"`    // helper binaries
+	ConfigDir string `yaml:"configDir"` // configuration
+	StateDir  string `yaml:"stateDir"`  // state and snapshots
+	RunDir    string `yaml:"runDir"`    // runtime files (pid, locks)
+	WWWRoot   string `yaml:"wwwRoot"`   // tenant homes live in WWWRoot/<tenant>
+}
+
+// API is the local control socket.
+type API struct {
+	// Socket is the absolute path of the unix socket (at most 107 bytes).
+	Socket string `yaml:"socket"`
+	// SocketMode is the permission of the socket file, at most 0777.
+	SocketMode fs.FileMode `yaml:"socketMode"`
+	// ShutdownTimeout bounds the graceful stop of the API server, 1s..10m.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	// Level is one of debug, info, warn, error. See [Config.LogLevel].
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Controllers tunes the reconcile loops.
+type Controllers struct {
+	// Workers is the number of concurrent reconciles per controller, 1..64.
+	Workers int `yaml:"workers"`
+	// ResyncInterval is how often every resource is reconciled even without
+	// a notification (drift detection), 10s..24h.
+	ResyncInterval time.Duration `yaml:"resyncInterval"`
+	// ShutdownTimeout bounds the wait for running reconciles on stop, 1s..10m.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// BackoffBase is the first retry delay after an error, 1ms..1m.
+	BackoffBase time.Duration `yaml:"backoffBase"`
+	// BackoffMax caps the per-key exponential backoff, BackoffBase..24h.
+	BackoffMax time.Duration `yaml:"backoffMax"`
+	// RateLimit is the global number of reconciles per second, 1..10000.
+	RateLimit int `yaml:"rateLimit"`
+	// RateBurst is the token bucket size of the global limit, 1..100000.
+	RateBurst int `yaml:"rateBurst"`
+}
+
+// UIDRange is an inclusive range of user and group ids.
+type UIDRange struct {
+	// Min is the first id, at least 1000 (below are system accounts).
+	Min int `yaml:"min"`
+	// Max is the last id, at least Min and at most 4294967294; the range
+	// must not contain 65534 (nobody).
+	Max int `yaml:"max"`
+}
+
+// Default returns the built-in configuration. Node is the short host name
+// (the first label of os.Hostname, lower-cased), or empty if it cannot be
+// read; an empty or invalid host name makes [Config.Validate] fail until node
+// is configured.
+func Default() Config {
+	return Config{
+		Node: defaultNode(),
+		Database: Database{
+			URL:            "postgres:///wcp360?host=/run/postgresql",
+			MaxConns:       10,
+			ConnectTimeout: 5 * time.Second,
+		},
+		Paths: Paths{
+			BinDir:    "/opt/wcp360/bin",
+			ConfigDir: "/etc/wcp360",
+			StateDir:  "/var/lib/wcp360",
+			RunDir:    "/run/wcp360",
+			WWWRoot:   "/srv/www",
+		},
+		API: API{
+			Socket:          "/run/wcp360/wcpd.sock",
+			SocketMode:      0o600,
+			ShutdownTimeout: 15 * time.Second,
+		},
+		Log: Log{Level: "info", Format: "text"},
+		Controllers: Controllers{
+			Workers:         4,
+			ResyncInterval:  10 * time.Minute,
+			ShutdownTimeout: 30 * time.Second,
+			BackoffBase:     100 * time.Millisecond,
+			BackoffMax:      5 * time.Minute,
+			RateLimit:       50,
+			RateBurst:       100,
+		},
+		UIDs: UIDRange{Min: 20000, Max: 59999},
+	}
+}
+
+func defaultNode() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return strings.ToLower(h)
+}
+
+// LogLevel returns the slog level for Log.Level; an unknown level (which
+// [Config.Validate] refuses) is [slog.LevelInfo].
+func (c Config) LogLevel() slog.Level {
+	switch c.Log.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}

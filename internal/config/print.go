@@ -1,0 +1,95 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// redacted replaces secrets in printed configuration.
+const redacted = "xxxxx"
+
+// YAML renders c as a configuration file, every key present, in the order of
+// the package documentation; it is what `wcpd config print` shows. The
+// password of database.url (user info or a password query parameter) is
+// replaced by "xxxxx". Apart from that password, loading the output gives
+// back c.
+func (c Config) YAML() ([]byte, error) {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	sections := map[string]*yaml.Node{}
+	for _, f := range schema() {
+		parent, name := root, f.key
+		if section, child, ok := strings.Cut(f.key, "."); ok {
+			name = child
+			parent = sections[section]
+			if parent == nil {
+				parent = &yaml.Node{Kind: yaml.MappingNode}
+				sections[section] = parent
+				root.Content = append(root.Content, scalar("!!str", section), parent)
+			}
+		}
+		parent.Content = append(parent.Content, scalar("!!str", name), valueNode(f, &c))
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, fmt.Errorf("config: render YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: render YAML: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func scalar(tag, value string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
+}
+
+// valueNode renders one value the way the decoder reads it back.
+func valueNode(f field, c *Config) *yaml.Node {
+	switch v := f.get(c).(type) {
+	case string:
+		if f.key == "database.url" {
+			v = RedactURL(v)
+		}
+		return scalar("!!str", v)
+	case int:
+		return scalar("!!int", strconv.Itoa(v))
+	case time.Duration:
+		return scalar("!!str", formatDuration(v))
+	case fs.FileMode:
+		return scalar("!!int", fmt.Sprintf("%04o", uint32(v)))
+	default:
+		return scalar("!!str", fmt.Sprint(v))
+	}
+}
+
+// RedactURL returns a database URL fit for printing and logging: the password
+// of the user info and any query parameter whose name contains "password"
+// become "xxxxx". A string that is not a postgres URL is replaced whole.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return redacted
+	}
+	if q := u.Query(); len(q) > 0 {
+		changed := false
+		for name := range q {
+			if strings.Contains(strings.ToLower(name), "password") {
+				q.Set(name, redacted)
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.Redacted()
+}

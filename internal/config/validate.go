@@ -1,0 +1,168 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits enforced by Validate.
+const (
+	maxSocketPath = 107 // sizeof(sockaddr_un.sun_path) - 1 on Linux
+	minUID        = 1000
+	maxUID        = 1<<32 - 2 // (uid_t)-1 means "no change" to chown
+	nobodyUID     = 65534
+)
+
+// Validate checks every key against its allowed range and reports all
+// problems at once as [Errors]. [Load] calls it; call it yourself on a Config
+// built in code.
+func (c Config) Validate() error {
+	var es Errors
+
+	if msg := checkDNSLabel(c.Node); msg != "" {
+		es.add("node", ErrInvalidValue, msg)
+	}
+
+	checkDatabaseURL(&es, "database.url", c.Database.URL)
+	checkIntRange(&es, "database.maxConns", c.Database.MaxConns, 1, 1000)
+	checkDuration(&es, "database.connectTimeout", c.Database.ConnectTimeout, time.Second, 5*time.Minute)
+
+	checkPath(&es, "paths.binDir", c.Paths.BinDir)
+	checkPath(&es, "paths.configDir", c.Paths.ConfigDir)
+	checkPath(&es, "paths.stateDir", c.Paths.StateDir)
+	checkPath(&es, "paths.runDir", c.Paths.RunDir)
+	checkPath(&es, "paths.wwwRoot", c.Paths.WWWRoot)
+
+	if checkPath(&es, "api.socket", c.API.Socket) && len(c.API.Socket) > maxSocketPath {
+		es.add("api.socket", ErrInvalidValue, fmt.Sprintf("unix socket path is %d bytes, the limit is %d", len(c.API.Socket), maxSocketPath))
+	}
+	if c.API.SocketMode > 0o777 {
+		es.add("api.socketMode", ErrInvalidValue, fmt.Sprintf("must be permission bits at most 0777, got %#o", uint32(c.API.SocketMode)))
+	}
+	checkDuration(&es, "api.shutdownTimeout", c.API.ShutdownTimeout, time.Second, 10*time.Minute)
+
+	checkOneOf(&es, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	checkOneOf(&es, "log.format", c.Log.Format, "text", "json")
+
+	cc := c.Controllers
+	checkIntRange(&es, "controllers.workers", cc.Workers, 1, 64)
+	checkDuration(&es, "controllers.resyncInterval", cc.ResyncInterval, 10*time.Second, 24*time.Hour)
+	checkDuration(&es, "controllers.shutdownTimeout", cc.ShutdownTimeout, time.Second, 10*time.Minute)
+	baseOK := checkDuration(&es, "controllers.backoffBase", cc.BackoffBase, time.Millisecond, time.Minute)
+	if checkDuration(&es, "controllers.backoffMax", cc.BackoffMax, time.Millisecond, 24*time.Hour) && baseOK && cc.BackoffMax < cc.BackoffBase {
+		es.add("controllers.backoffMax", ErrInvalidValue, fmt.Sprintf("must be at least controllers.backoffBase (%s), got %s", cc.BackoffBase, cc.BackoffMax))
+	}
+	checkIntRange(&es, "controllers.rateLimit", cc.RateLimit, 1, 10000)
+	checkIntRange(&es, "controllers.rateBurst", cc.RateBurst, 1, 100000)
+
+	minOK := checkIntRange(&es, "uids.min", c.UIDs.Min, minUID, maxUID)
+	maxOK := checkIntRange(&es, "uids.max", c.UIDs.Max, minUID, maxUID)
+	switch {
+	case !minOK || !maxOK:
+	case c.UIDs.Min > c.UIDs.Max:
+		es.add("uids.min", ErrInvalidValue, fmt.Sprintf("must not be greater than uids.max (%d), got %d", c.UIDs.Max, c.UIDs.Min))
+	case c.UIDs.Min <= nobodyUID && nobodyUID <= c.UIDs.Max:
+		es.add("uids.max", ErrInvalidValue, fmt.Sprintf("range %d..%d contains %d (nobody)", c.UIDs.Min, c.UIDs.Max, nobodyUID))
+	}
+
+	return es.asError()
+}
+
+// checkDNSLabel returns why s is not a lower-case RFC 1123 label, or "".
+func checkDNSLabel(s string) string {
+	if s == "" {
+		return "must be a DNS label, got an empty string (it defaults to the host name, which was unusable)"
+	}
+	if len(s) > 63 {
+		return fmt.Sprintf("must be a DNS label of at most 63 characters, got %d", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if (b < 'a' || b > 'z') && (b < '0' || b > '9') && b != '-' {
+			return fmt.Sprintf("must be a DNS label (a-z, 0-9, '-'), got %s", quote(s))
+		}
+	}
+	if s[0] == '-' || s[len(s)-1] == '-' {
+		return fmt.Sprintf("must be a DNS label that neither starts nor ends with '-', got %s", quote(s))
+	}
+	return ""
+}
+
+func checkDatabaseURL(es *Errors, key, s string) {
+	u, err := url.Parse(s)
+	if err != nil || !utf8.ValidString(s) || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// Never echo the value: it may hold a password.
+		es.add(key, ErrInvalidValue, "must be a postgres:// or postgresql:// URL")
+	}
+}
+
+func checkIntRange(es *Errors, key string, v, lo, hi int) bool {
+	if v < lo || v > hi {
+		es.add(key, ErrInvalidValue, fmt.Sprintf("must be between %d and %d, got %d", lo, hi, v))
+		return false
+	}
+	return true
+}
+
+func checkDuration(es *Errors, key string, d, lo, hi time.Duration) bool {
+	if d < lo || d > hi {
+		es.add(key, ErrInvalidValue, fmt.Sprintf("must be between %s and %s, got %s", formatDuration(lo), formatDuration(hi), formatDuration(d)))
+		return false
+	}
+	return true
+}
+
+func checkPath(es *Errors, key, p string) bool {
+	switch {
+	case p == "":
+		es.add(key, ErrInvalidValue, "must be an absolute path, got an empty string")
+	case !utf8.ValidString(p):
+		es.add(key, ErrInvalidValue, "must be valid UTF-8")
+	case strings.ContainsFunc(p, unicode.IsControl):
+		es.add(key, ErrInvalidValue, fmt.Sprintf("must not contain control characters, got %s", quote(p)))
+	case !filepath.IsAbs(p):
+		es.add(key, ErrInvalidValue, fmt.Sprintf("must be an absolute path, got %s", quote(p)))
+	case filepath.Clean(p) != p:
+		es.add(key, ErrInvalidValue, fmt.Sprintf("must be a clean path: write %s, not %s", quote(filepath.Clean(p)), quote(p)))
+	default:
+		return true
+	}
+	return false
+}
+
+func checkOneOf(es *Errors, key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	es.add(key, ErrInvalidValue, fmt.Sprintf("must be one of %s, got %s", strings.Join(allowed, ", "), quote(v)))
+}
+
+// quote quotes s for a message, cutting it short if it is long.
+func quote(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		return strconv.Quote(s[:limit]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// formatDuration is time.Duration.String without the trailing zero units:
+// 10m instead of 10m0s, 1h instead of 1h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
