@@ -1,0 +1,308 @@
+// Package controllers holds one controller per resource kind. Each reconciles
+// a single key from the current state in the store: it checks dependencies,
+// runs its ordered steps (the host drivers of later releases plug in here as
+// steps), finalizes deletions, and rebuilds the resource's status from what it
+// observed.
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/conditions"
+	"github.com/wcp360/wcp360/internal/reconcile"
+	"github.com/wcp360/wcp360/internal/store"
+)
+
+// Store is what the controllers need from the store.
+type Store interface {
+	Get(ctx context.Context, kind v1alpha1.Kind, name string) (store.Resource, error)
+	ListKeys(ctx context.Context, kind v1alpha1.Kind, node string) ([]string, error)
+	List(ctx context.Context, kind v1alpha1.Kind, opts store.ListOptions) ([]store.Resource, error)
+	UpdateStatus(ctx context.Context, u store.StatusUpdate) (store.Resource, error)
+	Finalize(ctx context.Context, kind v1alpha1.Kind, name, uid string) error
+	RecordEvent(ctx context.Context, e store.Event) error
+}
+
+// Step is one ordered part of a reconcile that owns a piece of the host. It
+// is idempotent: Ensure with the same spec any number of times changes
+// nothing after the first. Later releases add users, nginx, PHP-FPM, cgroups.
+type Step interface {
+	Name() string
+	// Ensure converges the host for row; it returns a human summary of what changed ("" for nothing).
+	Ensure(ctx context.Context, row store.Resource) (changed string, err error)
+	// Remove undoes what Ensure created, for a deletion.
+	Remove(ctx context.Context, row store.Resource) error
+}
+
+// Options configure the controllers.
+type Options struct {
+	Store  Store
+	Node   string
+	Logger *slog.Logger
+	// Clock is the time source (time.Now in production).
+	Clock func() time.Time
+	// Enqueue wakes another resource's controller (a tenant's children when it becomes Ready).
+	Enqueue func(kind v1alpha1.Kind, name string)
+	// Steps per kind; none are registered in this release.
+	Steps map[v1alpha1.Kind][]Step
+	// DependencyRetry is how long a resource waits before looking at its tenant again.
+	DependencyRetry time.Duration
+}
+
+// Controller is a reconciler with what the runtime needs to run it.
+type Controller struct {
+	Name       string
+	Kind       v1alpha1.Kind
+	Reconciler reconcile.Reconciler
+	// Lister names every resource of the kind on this node, for resyncs.
+	Lister func(ctx context.Context) ([]string, error)
+}
+
+// New returns the controllers of every kind, in dependency order.
+func New(opts Options) []Controller {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Enqueue == nil {
+		opts.Enqueue = func(v1alpha1.Kind, string) {}
+	}
+	if opts.DependencyRetry == 0 {
+		opts.DependencyRetry = 2 * time.Second
+	}
+	out := make([]Controller, 0, len(v1alpha1.Kinds))
+	for _, k := range v1alpha1.Kinds {
+		r := &resourceReconciler{kind: k, opts: opts, steps: opts.Steps[k]}
+		out = append(out, Controller{
+			Name:       strings.ToLower(string(k)),
+			Kind:       k,
+			Reconciler: r,
+			Lister:     func(ctx context.Context) ([]string, error) { return opts.Store.ListKeys(ctx, k, opts.Node) },
+		})
+	}
+	return out
+}
+
+// Condition reasons.
+const (
+	ReasonConverged        = "Converged"
+	ReasonProgressing      = "Progressing"
+	ReasonWaitingForTenant = "WaitingForTenant"
+	ReasonStepFailed       = "StepFailed"
+	ReasonDeleting         = "Deleting"
+)
+
+type resourceReconciler struct {
+	kind  v1alpha1.Kind
+	opts  Options
+	steps []Step
+}
+
+// Reconcile converges one resource from its current stored state.
+func (r *resourceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	row, err := r.opts.Store.Get(ctx, r.kind, req.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return reconcile.Result{}, nil // deleted meanwhile: nothing to do
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if row.Node != "" && row.Node != r.opts.Node {
+		return reconcile.Result{}, nil // another wcpd's resource
+	}
+	if row.DeletionRequestedAt != nil {
+		return r.finalize(ctx, row)
+	}
+	st, err := decodeStatus(row.Status)
+	if err != nil {
+		return reconcile.Result{}, reconcile.Terminal(err)
+	}
+	if r.kind != v1alpha1.KindTenant {
+		if waitErr := r.checkTenant(ctx, row); waitErr != nil {
+			return r.waitForTenant(ctx, row, st, waitErr)
+		}
+	}
+	return r.converge(ctx, row, st)
+}
+
+// checkTenant returns an error saying why the owning tenant is not Ready yet.
+func (r *resourceReconciler) checkTenant(ctx context.Context, row store.Resource) error {
+	t, err := r.opts.Store.Get(ctx, v1alpha1.KindTenant, row.Tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("tenant %s does not exist", row.Tenant)
+	}
+	if err != nil {
+		return err
+	}
+	if t.DeletionRequestedAt != nil {
+		return fmt.Errorf("tenant %s is being deleted", row.Tenant)
+	}
+	ts, err := decodeStatus(t.Status)
+	if err != nil {
+		return err
+	}
+	if !conditions.IsTrue(ts.Conditions, v1alpha1.ConditionReady) || ts.ObservedGeneration != t.Generation {
+		return fmt.Errorf("tenant %s is not Ready yet", row.Tenant)
+	}
+	return nil
+}
+
+func (r *resourceReconciler) waitForTenant(ctx context.Context, row store.Resource, st v1alpha1.Status, why error) (reconcile.Result, error) {
+	now := r.opts.Clock().UTC()
+	prev, had := conditions.Get(st.Conditions, v1alpha1.ConditionReconciling)
+	st.Conditions = conditions.MarkReconciling(st.Conditions, row.Generation, ReasonWaitingForTenant, why.Error(), now)
+	if err := r.writeStatus(ctx, row, st, st.ObservedGeneration); err != nil {
+		return reconcile.Result{}, err
+	}
+	if !had || prev.Reason != ReasonWaitingForTenant {
+		r.event(ctx, row, "Normal", ReasonWaitingForTenant, why.Error())
+	}
+	return reconcile.Result{}, reconcile.Waiting(why, r.opts.DependencyRetry)
+}
+
+func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, st v1alpha1.Status) (reconcile.Result, error) {
+	now := r.opts.Clock().UTC()
+	var changed []string
+	for _, s := range r.steps {
+		c, err := s.Ensure(ctx, row)
+		if err != nil {
+			msg := fmt.Sprintf("step %s: %v", s.Name(), err)
+			st.Conditions = conditions.MarkNotReady(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
+			if werr := r.writeStatus(ctx, row, st, st.ObservedGeneration); werr != nil {
+				return reconcile.Result{}, errors.Join(err, werr)
+			}
+			r.event(ctx, row, "Warning", ReasonStepFailed, msg)
+			return reconcile.Result{}, fmt.Errorf("%s: %w", msg, err)
+		}
+		if c != "" {
+			changed = append(changed, s.Name()+": "+c)
+		}
+	}
+	wasReady := conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady) && st.ObservedGeneration == row.Generation
+	msg := convergedMessage(len(r.steps))
+	st.Conditions = conditions.MarkReady(st.Conditions, row.Generation, ReasonConverged, msg, now)
+	if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
+		return reconcile.Result{}, err
+	}
+	for _, c := range changed {
+		r.event(ctx, row, "Normal", "Changed", c)
+	}
+	if !wasReady {
+		r.event(ctx, row, "Normal", "Ready", fmt.Sprintf("generation %d converged", row.Generation))
+		if r.kind == v1alpha1.KindTenant {
+			r.wakeChildren(ctx, row.Name)
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+func convergedMessage(steps int) string {
+	if steps == 0 {
+		return "spec stored and dependencies met; this build has no host steps for this kind"
+	}
+	return fmt.Sprintf("all %d steps converged", steps)
+}
+
+// wakeChildren enqueues the domains and databases of a tenant that just became Ready.
+func (r *resourceReconciler) wakeChildren(ctx context.Context, tenant string) {
+	for _, k := range []v1alpha1.Kind{v1alpha1.KindDomain, v1alpha1.KindDatabase} {
+		rows, err := r.opts.Store.List(ctx, k, store.ListOptions{Tenant: tenant})
+		if err != nil {
+			r.log(ctx).Warn("cannot list tenant's resources to wake them; resync will", "kind", k, "err", err)
+			continue
+		}
+		for _, c := range rows {
+			r.opts.Enqueue(k, c.Name)
+		}
+	}
+}
+
+// finalize undoes the steps in reverse order, then removes the row. A tenant
+// waits until its domains and databases are gone.
+func (r *resourceReconciler) finalize(ctx context.Context, row store.Resource) (reconcile.Result, error) {
+	st, _ := decodeStatus(row.Status)
+	if c, ok := conditions.Get(st.Conditions, v1alpha1.ConditionReconciling); !ok ||
+		c.Status != v1alpha1.ConditionTrue || c.Reason != ReasonDeleting {
+		st.Conditions = conditions.MarkReconciling(st.Conditions, row.Generation, ReasonDeleting, "removing what WCP360 created", r.opts.Clock().UTC())
+		if err := r.writeStatus(ctx, row, st, st.ObservedGeneration); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.event(ctx, row, "Normal", ReasonDeleting, "deletion requested")
+	}
+	for i := len(r.steps) - 1; i >= 0; i-- {
+		if err := r.steps[i].Remove(ctx, row); err != nil {
+			return reconcile.Result{}, fmt.Errorf("remove step %s: %w", r.steps[i].Name(), err)
+		}
+	}
+	err := r.opts.Store.Finalize(ctx, r.kind, row.Name, row.UID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return reconcile.Result{}, nil
+	case errors.Is(err, store.ErrConflict):
+		// A tenant with resources still being removed: look again shortly.
+		return reconcile.Result{}, reconcile.Waiting(err, r.opts.DependencyRetry)
+	case err != nil:
+		return reconcile.Result{}, err
+	}
+	r.log(ctx).Info("resource removed", "kind", r.kind, "name", row.Name)
+	if r.kind != v1alpha1.KindTenant {
+		r.opts.Enqueue(v1alpha1.KindTenant, row.Tenant) // a deleting tenant may now finish
+	}
+	return reconcile.Result{}, nil
+}
+
+func (r *resourceReconciler) writeStatus(ctx context.Context, row store.Resource, st v1alpha1.Status, observed int64) error {
+	st.ObservedGeneration = observed
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	// Compare in Go's encoding: PostgreSQL's jsonb output orders keys its own way.
+	if old, err := decodeStatus(row.Status); err == nil && row.ObservedGeneration == observed {
+		if ob, _ := json.Marshal(old); string(ob) == string(b) {
+			return nil // nothing observed changed: no write
+		}
+	}
+	_, err = r.opts.Store.UpdateStatus(ctx, store.StatusUpdate{
+		Kind: r.kind, Name: row.Name, UID: row.UID, Status: b, ObservedGeneration: observed,
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the row went away or was recreated: its own reconcile will write
+	}
+	return err
+}
+
+func (r *resourceReconciler) event(ctx context.Context, row store.Resource, typ, reason, msg string) {
+	err := r.opts.Store.RecordEvent(ctx, store.Event{Kind: r.kind, Name: row.Name, Tenant: row.Tenant,
+		Type: typ, Reason: reason, Message: msg})
+	if err != nil {
+		r.log(ctx).Warn("cannot record event", "reason", reason, "err", err)
+	}
+}
+
+func (r *resourceReconciler) log(ctx context.Context) *slog.Logger {
+	if l := reconcile.LoggerFrom(ctx); l != nil {
+		return l
+	}
+	return r.opts.Logger
+}
+
+func decodeStatus(raw json.RawMessage) (v1alpha1.Status, error) {
+	var st v1alpha1.Status
+	if len(raw) == 0 || string(raw) == "null" {
+		return st, nil
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("stored status is not valid: %w", err)
+	}
+	return st, nil
+}

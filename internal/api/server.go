@@ -1,0 +1,496 @@
+// Package api is wcpd's REST API: resource-oriented JSON under /api/v1,
+// application/problem+json errors that name the field, and an OpenAPI
+// document generated from the resource types.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/jsondiff"
+	"github.com/wcp360/wcp360/internal/store"
+)
+
+// MaxBodyBytes caps a request body (one manifest).
+const MaxBodyBytes = 1 << 20
+
+// Store is what the API needs from the store.
+type Store interface {
+	Apply(ctx context.Context, req store.ApplyRequest) (store.ApplyResult, error)
+	Get(ctx context.Context, kind v1alpha1.Kind, name string) (store.Resource, error)
+	List(ctx context.Context, kind v1alpha1.Kind, opts store.ListOptions) ([]store.Resource, error)
+	Delete(ctx context.Context, kind v1alpha1.Kind, name string, resourceVersion int64) (store.Resource, error)
+	Events(ctx context.Context, kind v1alpha1.Kind, name string, limit int) ([]store.Event, error)
+	Revisions(ctx context.Context, kind v1alpha1.Kind, name string) ([]store.Revision, error)
+	Ping(ctx context.Context) error
+}
+
+// Options configure a Server.
+type Options struct {
+	Store   Store
+	Logger  *slog.Logger
+	Node    string // this wcpd's node name; tenants without spec.node land here
+	Version string
+	// Checks are extra health checks (name → func returning nil when healthy).
+	Checks map[string]func(context.Context) error
+}
+
+// Server serves the API.
+type Server struct {
+	opts        Options
+	log         *slog.Logger
+	openapiOnce sync.Once
+	openapiDoc  map[string]any
+}
+
+// NewServer returns a Server.
+func NewServer(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{opts: opts, log: opts.Logger}
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /openapi.json", s.openapi)
+	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
+	mux.HandleFunc("GET /api/v1/{plural}", s.withKind(s.list))
+	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.withKind(s.get))
+	mux.HandleFunc("PUT /api/v1/{plural}/{name}", s.withKind(s.apply))
+	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.withKind(s.delete))
+	mux.HandleFunc("GET /api/v1/{plural}/{name}/status", s.withKind(s.status))
+	mux.HandleFunc("GET /api/v1/{plural}/{name}/events", s.withKind(s.events))
+	mux.HandleFunc("GET /api/v1/{plural}/{name}/revisions", s.withKind(s.revisions))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
+	})
+	return s.logRequests(mux)
+}
+
+// Plurals maps the URL segment to its kind.
+var plurals = map[string]v1alpha1.Kind{ //nolint:gochecknoglobals // constant table
+	"tenants":   v1alpha1.KindTenant,
+	"domains":   v1alpha1.KindDomain,
+	"databases": v1alpha1.KindDatabase,
+}
+
+// Plural returns the URL segment of a kind.
+func Plural(k v1alpha1.Kind) string { return strings.ToLower(string(k)) + "s" }
+
+type kindHandler func(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind)
+
+func (s *Server) withKind(h kindHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		kind, ok := plurals[r.PathValue("plural")]
+		if !ok {
+			writeProblem(w, http.StatusNotFound, "Unknown kind",
+				fmt.Sprintf("unknown resource type %q: want tenants, domains or databases", r.PathValue("plural")), nil)
+			return
+		}
+		h(w, r, kind)
+	}
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "api request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.Duration("took", time.Since(start)))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	h := Health{Status: "ok", Checks: map[string]string{}, Version: s.opts.Version, Node: s.opts.Node}
+	check := func(name string, err error) {
+		if err != nil {
+			h.Status = "degraded"
+			h.Checks[name] = err.Error()
+			return
+		}
+		h.Checks[name] = "ok"
+	}
+	check("database", s.opts.Store.Ping(ctx))
+	for name, f := range s.opts.Checks {
+		check(name, f(ctx))
+	}
+	code := http.StatusOK
+	if h.Status != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	q := r.URL.Query()
+	opts := store.ListOptions{Tenant: q.Get("tenant"), Node: q.Get("node")}
+	if sel := q.Get("labelSelector"); sel != "" {
+		labels, err := ParseLabelSelector(sel)
+		if err != nil {
+			writeProblem(w, http.StatusBadRequest, "Invalid label selector", err.Error(),
+				[]FieldProblem{{Field: "labelSelector", Message: err.Error()}})
+			return
+		}
+		opts.Labels = labels
+	}
+	rows, err := s.opts.Store.List(r.Context(), kind, opts)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	out := List{APIVersion: v1alpha1.APIVersion, Kind: string(kind) + "List", Items: make([]json.RawMessage, 0, len(rows))}
+	for _, row := range rows {
+		b, err := ResourceJSON(row)
+		if err != nil {
+			s.internalError(w, err)
+			return
+		}
+		out.Items = append(out.Items, b)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	row, err := s.opts.Store.Get(r.Context(), kind, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	b, err := ResourceJSON(row)
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, b)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	row, err := s.opts.Store.Get(r.Context(), kind, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	st := row.Status
+	if len(st) == 0 {
+		st = json.RawMessage(`{}`)
+	}
+	writeRaw(w, http.StatusOK, st)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	name := r.PathValue("name")
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeProblem(w, http.StatusBadRequest, "Invalid limit", "limit must be a number from 1 to 1000",
+				[]FieldProblem{{Field: "limit", Message: "must be a number from 1 to 1000"}})
+			return
+		}
+		limit = n
+	}
+	if _, err := s.opts.Store.Get(r.Context(), kind, name); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	evs, err := s.opts.Store.Events(r.Context(), kind, name, limit)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	out := make([]EventItem, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, EventItem{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: e.Count,
+			FirstSeen: e.FirstSeen, LastSeen: e.LastSeen, Kind: string(e.Kind), Name: e.Name})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) revisions(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	revs, err := s.opts.Store.Revisions(r.Context(), kind, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	out := make([]RevisionItem, 0, len(revs))
+	for _, rv := range revs {
+		out = append(out, RevisionItem{Number: rv.Number, Generation: rv.Generation, Actor: rv.Actor,
+			CreatedAt: rv.CreatedAt, Spec: rv.Spec})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	name := r.PathValue("name")
+	var rv int64
+	if v := r.URL.Query().Get("resourceVersion"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeProblem(w, http.StatusBadRequest, "Invalid resourceVersion", "resourceVersion must be a positive number",
+				[]FieldProblem{{Field: "resourceVersion", Message: "must be a positive number"}})
+			return
+		}
+		rv = n
+	}
+	var (
+		row store.Resource
+		err error
+	)
+	if dryRun(r) {
+		row, err = s.opts.Store.Get(r.Context(), kind, name)
+	} else {
+		row, err = s.opts.Store.Delete(r.Context(), kind, name, rv)
+	}
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	b, err := ResourceJSON(row)
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusAccepted, b)
+}
+
+func dryRun(r *http.Request) bool {
+	v := r.URL.Query().Get("dryRun")
+	return v == "true" || v == "1" || v == "All"
+}
+
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "Request too large",
+			fmt.Sprintf("a manifest is at most %d bytes: %v", MaxBodyBytes, err), nil)
+		return
+	}
+	obj, err := v1alpha1.DecodeObjectJSON(kind, body)
+	if err != nil {
+		writeDecodeProblem(w, err)
+		return
+	}
+	if name := r.PathValue("name"); obj.GetMeta().Name != name {
+		msg := fmt.Sprintf("must equal the name in the URL (%q), got %q", name, obj.GetMeta().Name)
+		writeProblem(w, http.StatusBadRequest, "Name mismatch", "metadata.name: "+msg,
+			[]FieldProblem{{Field: "metadata.name", Message: msg}})
+		return
+	}
+	req, err := s.applyRequest(obj, dryRun(r))
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	res, err := s.opts.Store.Apply(r.Context(), req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	resp, err := applyResponse(req, res)
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if res.Created && !req.DryRun {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, resp)
+}
+
+// applyRequest turns a validated object into a store write.
+func (s *Server) applyRequest(obj v1alpha1.Object, dry bool) (store.ApplyRequest, error) {
+	spec, err := json.Marshal(obj.SpecValue())
+	if err != nil {
+		return store.ApplyRequest{}, fmt.Errorf("encode spec: %w", err)
+	}
+	m := obj.GetMeta()
+	req := store.ApplyRequest{
+		Kind: obj.GetKind(), Name: m.Name, Tenant: obj.TenantName(), Node: s.opts.Node,
+		Labels: m.Labels, Annotations: m.Annotations, Spec: spec,
+		ResourceVersion: m.ResourceVersion, DryRun: dry, Actor: "root@unix",
+	}
+	switch o := obj.(type) {
+	case *v1alpha1.Tenant:
+		if o.Spec.Node != "" {
+			req.Node = o.Spec.Node
+		}
+	case *v1alpha1.Domain:
+		req.Hostnames = o.Hostnames()
+	case *v1alpha1.Database:
+		req.DatabaseName, req.Engine = o.Spec.DatabaseName, string(o.Spec.Engine)
+	}
+	return req, nil
+}
+
+func applyResponse(req store.ApplyRequest, res store.ApplyResult) (ApplyResponse, error) {
+	resp := ApplyResponse{Outcome: OutcomeConfigured, DryRun: req.DryRun}
+	switch {
+	case res.Created:
+		resp.Outcome = OutcomeCreated
+	case res.Unchanged():
+		resp.Outcome = OutcomeUnchanged
+	}
+	changes, err := Changes(res)
+	if err != nil {
+		return resp, err
+	}
+	resp.Changes = changes
+	resp.Object, err = ResourceJSON(res.Resource)
+	return resp, err
+}
+
+// Changes lists what an apply changed in spec and metadata.
+func Changes(res store.ApplyResult) ([]Change, error) {
+	if res.Unchanged() {
+		return nil, nil
+	}
+	var prev []byte
+	if !res.Created {
+		prev = res.PreviousSpec
+		if prev == nil {
+			prev = res.Resource.Spec // a metadata-only change
+		}
+	}
+	cs, err := jsondiff.Diff("spec", prev, res.Resource.Spec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Change{Path: c.Path, Old: c.Old, New: c.New})
+	}
+	return out, nil
+}
+
+// ParseLabelSelector parses "k=v,k2=v2".
+func ParseLabelSelector(sel string) (map[string]string, error) {
+	out := map[string]string{}
+	for part := range strings.SplitSeq(sel, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", part)
+		}
+		out[k] = strings.TrimSpace(strings.TrimPrefix(v, "="))
+	}
+	return out, nil
+}
+
+// ResourceJSON renders a stored row as a Kubernetes-shaped manifest.
+func ResourceJSON(r store.Resource) (json.RawMessage, error) {
+	created, updated := r.CreatedAt, r.UpdatedAt
+	doc := struct {
+		APIVersion string              `json:"apiVersion"`
+		Kind       v1alpha1.Kind       `json:"kind"`
+		Metadata   v1alpha1.ObjectMeta `json:"metadata"`
+		Spec       json.RawMessage     `json:"spec"`
+		Status     json.RawMessage     `json:"status,omitempty"`
+	}{
+		APIVersion: v1alpha1.APIVersion, Kind: r.Kind,
+		Metadata: v1alpha1.ObjectMeta{
+			Name: r.Name, Labels: r.Labels, Annotations: r.Annotations, UID: r.UID,
+			Generation: r.Generation, ResourceVersion: r.ResourceVersion,
+			CreationTimestamp: &created, UpdateTimestamp: &updated, DeletionTimestamp: r.DeletionRequestedAt,
+		},
+		Spec: r.Spec, Status: r.Status,
+	}
+	if len(doc.Status) == 0 || string(doc.Status) == "null" {
+		doc.Status = nil
+	}
+	return json.Marshal(doc)
+}
+
+// ---------------------------------------------------------------- errors
+
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	var fe *store.FieldError
+	problems := []FieldProblem(nil)
+	if errors.As(err, &fe) {
+		problems = []FieldProblem{{Field: fe.Field, Message: fe.Error()}}
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, "Not found", err.Error(), problems)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrTerminating):
+		writeProblem(w, http.StatusConflict, "Conflict", err.Error(), problems)
+	case errors.Is(err, store.ErrDependency):
+		writeProblem(w, http.StatusUnprocessableEntity, "Missing dependency", err.Error(), problems)
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("store unavailable", "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, "Database unavailable", err.Error(), problems)
+	default:
+		s.internalError(w, err)
+	}
+}
+
+func (s *Server) internalError(w http.ResponseWriter, err error) {
+	s.log.Error("api internal error", "err", err)
+	writeProblem(w, http.StatusInternalServerError, "Internal error", err.Error(), nil)
+}
+
+func writeDecodeProblem(w http.ResponseWriter, err error) {
+	var des v1alpha1.DecodeErrors
+	if !errors.As(err, &des) {
+		writeProblem(w, http.StatusBadRequest, "Invalid manifest", err.Error(), nil)
+		return
+	}
+	problems := make([]FieldProblem, 0, len(des))
+	msgs := make([]string, 0, len(des))
+	for _, d := range des {
+		problems = append(problems, FieldProblem{Field: d.Path, Message: d.Msg, Line: d.Line})
+		msgs = append(msgs, d.Path+": "+d.Msg)
+	}
+	writeProblem(w, http.StatusUnprocessableEntity, "Invalid manifest", strings.Join(msgs, "; "), problems)
+}
+
+func writeProblem(w http.ResponseWriter, code int, title, detail string, errs []FieldProblem) {
+	p := Problem{Type: "https://wcp360.io/problems/" + strings.ReplaceAll(strings.ToLower(title), " ", "-"),
+		Title: title, Status: code, Detail: detail, Errors: errs}
+	b, _ := json.Marshal(p)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "Internal error", err.Error(), nil)
+		return
+	}
+	writeRaw(w, code, b)
+}
+
+func writeRaw(w http.ResponseWriter, code int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

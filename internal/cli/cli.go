@@ -1,0 +1,158 @@
+// Package cli is the wcp command line: kubectl-like apply, get, describe,
+// delete, diff and validate of WCP360 manifests against wcpd's REST API.
+//
+// Run builds a fresh command tree for every call and reads nothing global,
+// so tests call it with buffers and an injected environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wcp360/wcp360/internal/client"
+)
+
+// EnvSocket names the environment variable that overrides the default socket.
+const EnvSocket = "WCP_SOCKET"
+
+// Env is everything the command line takes from its process.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment (os.Getenv in production).
+	Getenv func(string) string
+	// Now is the clock used for ages and timeouts shown to the user.
+	Now func() time.Time
+	// PollMin and PollMax bound the interval of --wait polling; zero means 250ms and 1s.
+	PollMin, PollMax time.Duration
+}
+
+// Run runs wcp with args (without the program name) and returns the exit status.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return RunEnv(ctx, args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Now: time.Now})
+}
+
+// RunEnv is Run with an explicit environment.
+func RunEnv(ctx context.Context, args []string, env Env) int {
+	a := newApp(env)
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(a.env.Stdin)
+	root.SetOut(a.env.Stdout)
+	root.SetErr(a.env.Stderr)
+	err := root.ExecuteContext(ctx)
+	return a.exitStatus(err)
+}
+
+// app is the state of one Run: the environment and the global flags.
+type app struct {
+	env    Env
+	socket string
+}
+
+func newApp(env Env) *app {
+	if env.Stdin == nil {
+		env.Stdin = eofReader{}
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.PollMin <= 0 {
+		env.PollMin = 250 * time.Millisecond
+	}
+	if env.PollMax < env.PollMin {
+		env.PollMax = max(time.Second, env.PollMin)
+	}
+	return &app{env: env}
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// client returns a client for the --socket address. Commands that do not
+// talk to wcpd never call it.
+func (a *app) client() *client.Client { return client.New(a.socket) }
+
+func (a *app) defaultSocket() string {
+	if s := a.env.Getenv(EnvSocket); s != "" {
+		return s
+	}
+	return client.DefaultSocket
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "wcp",
+		Short:         "wcp controls WCP360: apply, inspect and delete tenants, domains and databases",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.socket, "socket", a.defaultSocket(),
+		"wcpd API address: a unix socket path or an http(s):// URL (env "+EnvSocket+")")
+	root.AddCommand(
+		a.applyCommand(),
+		a.getCommand(),
+		a.describeCommand(),
+		a.deleteCommand(),
+		a.diffCommand(),
+		a.validateCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// exitError carries an exit status. A nil err means the problem was already
+// printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode ends the command with code after its problems were printed.
+func exitCode(code int) error { return &exitError{code: code} }
+
+// withCode ends the command with code and prints err.
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// exitStatus prints err (unless it was printed already) and maps it to a status.
+func (a *app) exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		err = ee.err
+	}
+	if err != nil {
+		a.printError(err, "")
+	}
+	return code
+}

@@ -1,0 +1,361 @@
+// Package client talks to the wcpd REST API (/api/v1) over its unix socket or
+// an http(s):// URL. It is what the wcp command line uses; every method maps
+// to one request and decodes the wire types of package api.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/api"
+)
+
+// DefaultSocket is where wcpd listens unless configured otherwise.
+const DefaultSocket = "/run/wcp360/wcpd.sock"
+
+// requestTimeout bounds one request when the caller's context does not.
+const requestTimeout = time.Minute
+
+// maxErrorBody caps how much of a non-problem error body is kept.
+const maxErrorBody = 4096
+
+// ErrUnreachable is wrapped by every error that comes from failing to connect
+// to wcpd (socket missing, connection refused, no route).
+var ErrUnreachable = errors.New("wcpd is not running or not reachable")
+
+// Client is a wcpd API client. It is safe for concurrent use.
+type Client struct {
+	addr string // the socket path or URL, for messages
+	base *url.URL
+	http *http.Client
+}
+
+// New returns a client for a unix socket path, or for an http:// or https://
+// URL (the API root, without /api/v1).
+func New(socketOrURL string) *Client {
+	if strings.HasPrefix(socketOrURL, "http://") || strings.HasPrefix(socketOrURL, "https://") {
+		return newURL(socketOrURL)
+	}
+	return newUnix(socketOrURL)
+}
+
+func newUnix(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", path)
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return conn, nil
+		},
+		MaxIdleConns:    4,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{
+		addr: path,
+		base: &url.URL{Scheme: "http", Host: "wcpd"},
+		http: &http.Client{Transport: tr, Timeout: requestTimeout},
+	}
+}
+
+func newURL(raw string) *Client {
+	base, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil {
+		// Keep the client usable; every request reports the bad address.
+		base = &url.URL{Scheme: "http", Host: "invalid.invalid"}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	inner := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := inner(ctx, network, address)
+		if err != nil {
+			return nil, &dialError{err: err}
+		}
+		return conn, nil
+	}
+	return &Client{addr: raw, base: base, http: &http.Client{Transport: tr, Timeout: requestTimeout}}
+}
+
+// Address is the socket path or URL the client talks to.
+func (c *Client) Address() string { return c.addr }
+
+// dialError marks a failure to connect, as opposed to a failure later on.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// APIError is an error answer of the API: its HTTP status and problem body.
+type APIError struct {
+	Status  int
+	Problem api.Problem
+}
+
+// Error is the problem's title and detail; field errors are in Problem.Errors.
+func (e *APIError) Error() string {
+	msg := e.Problem.Title
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if e.Problem.Detail != "" {
+		msg += ": " + e.Problem.Detail
+	}
+	return msg
+}
+
+// IsNotFound reports whether err is an API answer 404.
+func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
+
+// IsConflict reports whether err is an API answer 409.
+func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
+
+func hasStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// ListOptions filters a List.
+type ListOptions struct {
+	// Tenant keeps only resources of this tenant.
+	Tenant string
+	// LabelSelector is "k=v,k2=v2"; every pair must match.
+	LabelSelector string
+}
+
+// Health asks GET /healthz. A degraded daemon answers 503 with its checks;
+// that answer is returned as a Health, not as an error.
+func (c *Client) Health(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	resp, err := c.send(ctx, http.MethodGet, "/healthz", nil, nil)
+	if err != nil {
+		return h, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusOK {
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err == nil && json.Unmarshal(data, &h) == nil && h.Status != "" {
+			return h, nil
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+	}
+	return h, decodeError(resp)
+}
+
+// Apply creates or updates obj (PUT). With dryRun the server runs every check
+// and reports what would change, then stores nothing.
+func (c *Client) Apply(ctx context.Context, obj v1alpha1.Object, dryRun bool) (api.ApplyResponse, error) {
+	var resp api.ApplyResponse
+	body, err := manifestJSON(obj)
+	if err != nil {
+		return resp, fmt.Errorf("encode %s: %w", ref(obj.GetKind(), obj.GetMeta().Name), err)
+	}
+	err = c.do(ctx, http.MethodPut, itemPath(obj.GetKind(), obj.GetMeta().Name), dryRunQuery(dryRun), body, &resp)
+	return resp, err
+}
+
+// Get returns one resource as the server sent it.
+func (c *Client) Get(ctx context.Context, kind v1alpha1.Kind, name string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := c.do(ctx, http.MethodGet, itemPath(kind, name), nil, nil, &raw)
+	return raw, err
+}
+
+// GetObject returns one resource decoded into its kind's type.
+func (c *Client) GetObject(ctx context.Context, kind v1alpha1.Kind, name string) (v1alpha1.Object, error) {
+	raw, err := c.Get(ctx, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeObject(kind, raw)
+}
+
+// DecodeObject decodes one resource of a known kind from the server's JSON.
+func DecodeObject(kind v1alpha1.Kind, raw json.RawMessage) (v1alpha1.Object, error) {
+	obj, err := v1alpha1.New(kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", strings.ToLower(string(kind)), err)
+	}
+	return obj, nil
+}
+
+// List returns the resources of a kind that match opts.
+func (c *Client) List(ctx context.Context, kind v1alpha1.Kind, opts ListOptions) (api.List, error) {
+	q := url.Values{}
+	if opts.Tenant != "" {
+		q.Set("tenant", opts.Tenant)
+	}
+	if opts.LabelSelector != "" {
+		q.Set("labelSelector", opts.LabelSelector)
+	}
+	var l api.List
+	err := c.do(ctx, http.MethodGet, "/api/v1/"+api.Plural(kind), q, nil, &l)
+	return l, err
+}
+
+// Delete marks a resource for deletion and returns it as marked; the
+// controller removes it from the host, then from the store.
+func (c *Client) Delete(ctx context.Context, kind v1alpha1.Kind, name string, dryRun bool) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := c.do(ctx, http.MethodDelete, itemPath(kind, name), dryRunQuery(dryRun), nil, &raw)
+	return raw, err
+}
+
+// Status returns the observed state of a resource.
+func (c *Client) Status(ctx context.Context, kind v1alpha1.Kind, name string) (v1alpha1.Status, error) {
+	var st v1alpha1.Status
+	err := c.do(ctx, http.MethodGet, itemPath(kind, name)+"/status", nil, nil, &st)
+	return st, err
+}
+
+// Events returns the events of a resource.
+func (c *Client) Events(ctx context.Context, kind v1alpha1.Kind, name string) ([]api.EventItem, error) {
+	var ev []api.EventItem
+	err := c.do(ctx, http.MethodGet, itemPath(kind, name)+"/events", nil, nil, &ev)
+	return ev, err
+}
+
+// Revisions returns the numbered specs of a resource.
+func (c *Client) Revisions(ctx context.Context, kind v1alpha1.Kind, name string) ([]api.RevisionItem, error) {
+	var revs []api.RevisionItem
+	err := c.do(ctx, http.MethodGet, itemPath(kind, name)+"/revisions", nil, nil, &revs)
+	return revs, err
+}
+
+// serverSet are the metadata fields only wcpd writes; a manifest may carry
+// resourceVersion, but not these.
+var serverSet = []string{"uid", "generation", "creationTimestamp", "updateTimestamp", "deletionTimestamp"} //nolint:gochecknoglobals // constant list
+
+// manifestJSON is obj as a manifest: without the status and the server-set
+// metadata, so that an object read from wcpd can be applied again.
+func manifestJSON(obj v1alpha1.Object) ([]byte, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, err
+	}
+	delete(fields, "status")
+	var meta map[string]json.RawMessage
+	if err := json.Unmarshal(fields["metadata"], &meta); err != nil {
+		return nil, err
+	}
+	for _, k := range serverSet {
+		delete(meta, k)
+	}
+	if fields["metadata"], err = json.Marshal(meta); err != nil {
+		return nil, err
+	}
+	return json.Marshal(fields)
+}
+
+func itemPath(kind v1alpha1.Kind, name string) string {
+	return "/api/v1/" + api.Plural(kind) + "/" + url.PathEscape(name)
+}
+
+func ref(kind v1alpha1.Kind, name string) string {
+	return strings.ToLower(string(kind)) + "/" + name
+}
+
+func dryRunQuery(dryRun bool) url.Values {
+	if !dryRun {
+		return nil
+	}
+	return url.Values{"dryRun": {"true"}}
+}
+
+// do sends one request and decodes a 2xx JSON answer into out, or returns an
+// *APIError for an error answer.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
+	resp, err := c.send(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends one request; a failure to connect is an ErrUnreachable.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, path, q, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	return resp, nil
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Request, error) {
+	u := *c.base
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawPath = ""
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// transportError turns a failure to connect into an ErrUnreachable that names
+// the address; other errors (context cancelled, broken answer) pass through.
+func (c *Client) transportError(err error) error {
+	var de *dialError
+	if errors.As(err, &de) {
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, c.addr, de.err)
+	}
+	return err
+}
+
+// decodeError reads an error answer: a problem+json body when there is one,
+// else the status and the start of the body.
+func decodeError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	ae := &APIError{Status: resp.StatusCode}
+	if json.Unmarshal(data, &ae.Problem) == nil && (ae.Problem.Title != "" || ae.Problem.Detail != "" || len(ae.Problem.Errors) > 0) {
+		if ae.Problem.Status == 0 {
+			ae.Problem.Status = resp.StatusCode
+		}
+		return ae
+	}
+	text := strings.TrimSpace(string(data))
+	if len(text) > maxErrorBody {
+		text = text[:maxErrorBody]
+	}
+	ae.Problem = api.Problem{Title: http.StatusText(resp.StatusCode), Status: resp.StatusCode, Detail: text}
+	return ae
+}

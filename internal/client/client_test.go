@@ -1,0 +1,172 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/api"
+	"github.com/wcp360/wcp360/internal/client"
+	"github.com/wcp360/wcp360/internal/client/clienttest"
+	"github.com/wcp360/wcp360/internal/testutil/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	refused := filepath.Join(dir, "refused.sock")
+	l, err := net.Listen("unix", refused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = l.Close() // the socket file stays, nobody listens: ECONNREFUSED
+	for _, addr := range []string{filepath.Join(dir, "missing.sock"), refused, "http://127.0.0.1:1"} {
+		_, err := client.New(addr).Health(testContext(t))
+		if !errors.Is(err, client.ErrUnreachable) {
+			t.Errorf("%s: err = %v, want ErrUnreachable", addr, err)
+			continue
+		}
+		want := "wcpd is not running or not reachable at " + addr + ": "
+		if !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: err = %q, want it to start with %q", addr, err, want)
+		}
+	}
+}
+
+func tenant(name string, labels map[string]string) *v1alpha1.Tenant {
+	t := &v1alpha1.Tenant{Metadata: v1alpha1.ObjectMeta{Name: name, Labels: labels}}
+	t.Spec.DisplayName = "Tenant " + name
+	t.Default()
+	return t
+}
+
+func domain(name, tenant string) *v1alpha1.Domain {
+	d := &v1alpha1.Domain{Metadata: v1alpha1.ObjectMeta{Name: name}}
+	d.Spec.Tenant = tenant
+	d.Default()
+	return d
+}
+
+func TestRoundTrip(t *testing.T) {
+	d := clienttest.Start(t)
+	for _, tc := range []struct{ name, addr string }{{"unix", d.Socket}, {"tcp", d.URL}} {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, client.New(tc.addr), "rt-"+tc.name)
+		})
+	}
+}
+
+// roundTrip runs every call once on a tenant called name.
+func roundTrip(t *testing.T, c *client.Client, name string) {
+	ctx := testContext(t)
+	h, err := c.Health(ctx)
+	if err != nil || h.Status != "ok" || h.Node != clienttest.Node {
+		t.Fatalf("Health = %+v, %v", h, err)
+	}
+	ten := tenant(name, map[string]string{"plan": "gold"})
+	resp, err := c.Apply(ctx, ten, true)
+	if err != nil || resp.Outcome != api.OutcomeCreated || !resp.DryRun {
+		t.Fatalf("dry-run Apply = %+v, %v; want created (dry run)", resp, err)
+	}
+	if _, err := c.Get(ctx, v1alpha1.KindTenant, name); !client.IsNotFound(err) {
+		t.Fatalf("Get after a dry run: err = %v, want 404", err)
+	}
+	if resp, err = c.Apply(ctx, ten, false); err != nil || resp.Outcome != api.OutcomeCreated {
+		t.Fatalf("Apply = %+v, %v; want created", resp, err)
+	}
+	if resp, err = c.Apply(ctx, ten, false); err != nil || resp.Outcome != api.OutcomeUnchanged {
+		t.Fatalf("second Apply = %+v, %v; want unchanged", resp, err)
+	}
+	obj, err := c.GetObject(ctx, v1alpha1.KindTenant, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := obj.(*v1alpha1.Tenant)
+	if !ok || got.Spec.DisplayName != ten.Spec.DisplayName || got.Metadata.Generation != 1 || got.Metadata.UID == "" {
+		t.Fatalf("GetObject = %#v", obj)
+	}
+	list, err := c.List(ctx, v1alpha1.KindTenant, client.ListOptions{LabelSelector: "plan=gold"})
+	if err != nil || list.Kind != "TenantList" || !listHas(list, name) {
+		t.Fatalf("List(plan=gold) = %+v, %v; want it to hold %s", list, err, name)
+	}
+	if list, err = c.List(ctx, v1alpha1.KindTenant, client.ListOptions{LabelSelector: "plan=silver"}); err != nil || listHas(list, name) {
+		t.Fatalf("List(plan=silver) = %+v, %v; want it without %s", list, err, name)
+	}
+	if _, err := c.Status(ctx, v1alpha1.KindTenant, name); err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	revs, err := c.Revisions(ctx, v1alpha1.KindTenant, name)
+	if err != nil || len(revs) != 1 || revs[0].Generation != 1 {
+		t.Fatalf("Revisions = %+v, %v; want one, generation 1", revs, err)
+	}
+	if _, err := c.Events(ctx, v1alpha1.KindTenant, name); err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	raw, err := c.Delete(ctx, v1alpha1.KindTenant, name, false)
+	if err != nil || !strings.Contains(string(raw), `"deletionTimestamp"`) {
+		t.Fatalf("Delete = %s, %v; want the object marked for deletion", raw, err)
+	}
+}
+
+func listHas(l api.List, name string) bool {
+	for _, it := range l.Items {
+		var head struct {
+			Metadata v1alpha1.ObjectMeta `json:"metadata"`
+		}
+		if json.Unmarshal(it, &head) == nil && head.Metadata.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAPIErrors(t *testing.T) {
+	d := clienttest.Start(t)
+	c := client.New(d.Socket)
+	ctx := testContext(t)
+
+	_, err := c.Get(ctx, v1alpha1.KindTenant, "nobody")
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || ae.Problem.Status != http.StatusNotFound {
+		t.Fatalf("Get of a missing tenant: err = %#v, want an *APIError 404", err)
+	}
+	if !client.IsNotFound(err) || client.IsConflict(err) {
+		t.Errorf("IsNotFound/IsConflict disagree with %v", err)
+	}
+
+	_, err = c.Apply(ctx, domain("www.orphan.test", "orphan"), false)
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("Apply of a domain of a missing tenant: err = %v, want 422", err)
+	}
+	if len(ae.Problem.Errors) == 0 || ae.Problem.Errors[0].Field != "spec.tenant" {
+		t.Errorf("problem %+v does not name spec.tenant", ae.Problem)
+	}
+
+	ten := tenant("acme", nil)
+	if _, err := c.Apply(ctx, ten, false); err != nil {
+		t.Fatal(err)
+	}
+	stale := tenant("acme", nil)
+	stale.Spec.DisplayName = "changed"
+	stale.Metadata.ResourceVersion = 999
+	if _, err = c.Apply(ctx, stale, false); !client.IsConflict(err) {
+		t.Fatalf("Apply with a stale resourceVersion: err = %v, want 409", err)
+	}
+}

@@ -1,0 +1,122 @@
+// Package clienttest runs a real wcpd API for tests of the client and the
+// command line: the api package's handler over a real PostgreSQL store (a
+// fresh database from pgtest), served on a unix socket and over TCP.
+//
+// A package that uses it runs its tests through pgtest.Main.
+package clienttest
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/api"
+	"github.com/wcp360/wcp360/internal/store"
+	"github.com/wcp360/wcp360/internal/testutil/pgtest"
+)
+
+// Node is the node name of the test daemon.
+const Node = "test-node"
+
+// Daemon is a running API over a real store.
+type Daemon struct {
+	// Socket is the unix socket path the API is served on.
+	Socket string
+	// URL is the same API over TCP on the loopback ("http://127.0.0.1:port").
+	URL string
+	// Store is the daemon's store, for writes only a controller makes.
+	Store *store.Store
+}
+
+// Start runs a daemon for tb; everything is stopped and dropped when tb ends.
+func Start(tb testing.TB) *Daemon {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, pgtest.New(tb), store.Options{})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(st.Close)
+	if err := st.MigrateUp(ctx); err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	h := api.NewServer(api.Options{Store: st, Logger: testLogger(tb), Node: Node, Version: "test"}).Handler()
+	d := &Daemon{Store: st, Socket: socketPath(tb)}
+	l, err := net.Listen("unix", d.Socket)
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	unix := httptest.NewUnstartedServer(h)
+	_ = unix.Listener.Close()
+	unix.Listener = l
+	unix.Start()
+	tb.Cleanup(unix.Close)
+	tcp := httptest.NewServer(h)
+	tb.Cleanup(tcp.Close)
+	d.URL = tcp.URL
+	return d
+}
+
+// socketPath is a path short enough for a unix socket (108 bytes), which
+// t.TempDir() with a long test name may not be.
+func socketPath(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "wcpd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "wcpd.sock")
+}
+
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(p))
+	return len(p), nil
+}
+
+// SetStatus writes the status of a resource as a controller that finished
+// its current generation would: through store.UpdateStatus, for the row's
+// current uid.
+func (d *Daemon) SetStatus(ctx context.Context, kind v1alpha1.Kind, name string, conds ...v1alpha1.Condition) error {
+	r, err := d.Store.Get(ctx, kind, name)
+	if err != nil {
+		return err
+	}
+	return d.writeStatus(ctx, r, conds, r.Generation)
+}
+
+// writeStatus writes conds about r's generation, with observed as the
+// generation whose work is finished.
+func (d *Daemon) writeStatus(ctx context.Context, r store.Resource, conds []v1alpha1.Condition, observed int64) error {
+	st := v1alpha1.Status{ObservedGeneration: observed, Conditions: conds}
+	for i := range st.Conditions {
+		st.Conditions[i].ObservedGeneration = r.Generation
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = d.Store.UpdateStatus(ctx, store.StatusUpdate{
+		Kind: r.Kind, Name: r.Name, UID: r.UID, Status: data, ObservedGeneration: observed,
+	})
+	return err
+}
+
+// Condition is a condition at now.
+func Condition(typ string, status v1alpha1.ConditionStatus, reason, message string) v1alpha1.Condition {
+	return v1alpha1.Condition{Type: typ, Status: status, Reason: reason, Message: message, LastTransitionTime: time.Now().UTC()}
+}

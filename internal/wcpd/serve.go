@@ -1,0 +1,292 @@
+package wcpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/controllers"
+	"github.com/wcp360/wcp360/internal/api"
+	"github.com/wcp360/wcp360/internal/config"
+	"github.com/wcp360/wcp360/internal/reconcile"
+	"github.com/wcp360/wcp360/internal/store"
+	"github.com/wcp360/wcp360/internal/version"
+)
+
+func newServeCmd(g *globalFlags, env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: REST API on the unix socket, controllers, LISTEN/NOTIFY",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig(env)
+			if err != nil {
+				return err
+			}
+			d := &daemonState{g: g, env: env, cfg: cfg}
+			return d.serve(cmd.Context())
+		},
+	}
+}
+
+type daemonState struct {
+	g     *globalFlags
+	env   Env
+	mu    sync.Mutex
+	cfg   config.Config
+	level slog.LevelVar
+	log   *slog.Logger
+	mgr   *reconcile.Manager
+}
+
+func (d *daemonState) newLogger() *slog.Logger {
+	d.level.Set(d.cfg.LogLevel())
+	opts := &slog.HandlerOptions{Level: &d.level}
+	var h slog.Handler = slog.NewTextHandler(d.env.Stderr, opts)
+	if d.cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(d.env.Stderr, opts)
+	}
+	return slog.New(h).With("node", d.cfg.Node)
+}
+
+func (d *daemonState) serve(ctx context.Context) error {
+	d.log = d.newLogger()
+	cfg := d.cfg
+	d.log.Info("wcpd starting", "version", version.Version, "socket", cfg.API.Socket)
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.MigrateUp(ctx); err != nil {
+		return failureErr(fmt.Errorf("migrations: %w", err))
+	}
+
+	ln, err := listenSocket(cfg.API.Socket, cfg.API.SocketMode)
+	if err != nil {
+		return failureErr(err)
+	}
+
+	if err := d.startControllers(st); err != nil {
+		_ = ln.Close()
+		return failureErr(err)
+	}
+
+	srv := &http.Server{
+		Handler: api.NewServer(api.Options{
+			Store: st, Logger: d.log, Node: cfg.Node, Version: version.Version,
+			Checks: map[string]func(context.Context) error{"listener": func(context.Context) error {
+				if !d.mgr.Ready() {
+					return errors.New("LISTEN connection is down; resync will catch up when it is back")
+				}
+				return nil
+			}},
+		}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return d.run(ctx, srv, ln)
+}
+
+// startControllers builds the manager and one controller per kind.
+func (d *daemonState) startControllers(st *store.Store) error {
+	cfg := d.cfg
+	d.mgr = reconcile.NewManager(reconcile.ManagerOptions{
+		Logger:          d.log,
+		ConnString:      cfg.Database.URL,
+		ApplicationName: "wcpd-listener-" + cfg.Node,
+		ResyncInterval:  cfg.Controllers.ResyncInterval,
+	})
+	byKind := map[v1alpha1.Kind]*reconcile.Controller{}
+	enqueue := func(k v1alpha1.Kind, name string) {
+		if c := byKind[k]; c != nil {
+			c.Enqueue(name)
+		}
+	}
+	for _, c := range controllers.New(controllers.Options{
+		Store: st, Node: cfg.Node, Logger: d.log, Clock: time.Now, Enqueue: enqueue,
+	}) {
+		rc, err := reconcile.New(d.controllerOptions(c))
+		if err != nil {
+			return fmt.Errorf("controller %s: %w", c.Name, err)
+		}
+		byKind[c.Kind] = rc
+		if err := d.mgr.Add(rc); err != nil {
+			return fmt.Errorf("controller %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func (d *daemonState) controllerOptions(c controllers.Controller) reconcile.Options {
+	cc := d.cfg.Controllers
+	return reconcile.Options{
+		Name: c.Name, Kind: c.Kind, Reconciler: c.Reconciler, Lister: c.Lister,
+		Workers: cc.Workers, BackoffBase: cc.BackoffBase, BackoffMax: cc.BackoffMax,
+		RateLimit: float64(cc.RateLimit), RateBurst: cc.RateBurst, ResyncInterval: cc.ResyncInterval,
+		ShutdownTimeout: cc.ShutdownTimeout, Logger: d.log,
+	}
+}
+
+// run serves until a termination signal, then shuts down in order: stop
+// intake (API), drain controllers by their deadline, close the store.
+func (d *daemonState) run(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	sigs := d.env.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMgr()
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- d.mgr.Start(mgrCtx) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+
+	notify(daemon.SdNotifyReady)
+	d.log.Info("wcpd ready")
+	stopWatchdog := d.watchdog()
+	defer stopWatchdog()
+
+	var runErr error
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.log.Info("shutting down", "signal", sig.String())
+			break loop
+		case <-ctx.Done():
+			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			break loop
+		case err := <-srvDone:
+			runErr = failureErr(fmt.Errorf("API server: %w", err))
+			break loop
+		case err := <-mgrDone:
+			runErr = failureErr(fmt.Errorf("controllers stopped: %w", err))
+			break loop
+		}
+	}
+	notify(daemon.SdNotifyStopping)
+	return errors.Join(runErr, d.shutdown(srv, stopMgr, mgrDone))
+}
+
+func (d *daemonState) shutdown(srv *http.Server, stopMgr context.CancelFunc, mgrDone <-chan error) error {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.API.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("API shutdown: %w", err))
+	}
+	stopMgr()
+	select {
+	case err := <-mgrDone:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	case <-time.After(cfg.Controllers.ShutdownTimeout + 5*time.Second):
+		errs = append(errs, errors.New("controllers did not stop by their shutdown deadline"))
+	}
+	_ = os.Remove(cfg.API.Socket)
+	d.log.Info("wcpd stopped")
+	return errors.Join(errs...)
+}
+
+// reload re-reads the configuration on SIGHUP. An invalid one is rejected and
+// the old kept; keys that need a restart are reported and not applied.
+func (d *daemonState) reload() {
+	notify(daemon.SdNotifyReloading)
+	defer notify(daemon.SdNotifyReady)
+	next, err := d.g.loadConfig(d.env)
+	if err != nil {
+		d.log.Error("configuration reload rejected; keeping the running configuration", "err", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	applied, refused := d.cfg.ReloadChanges(next)
+	if len(refused) > 0 {
+		d.log.Warn("configuration keys changed that need a restart; not applied", "keys", refused)
+	}
+	live := d.cfg.WithReloadable(next)
+	d.cfg = live
+	d.level.Set(live.LogLevel())
+	cc := live.Controllers
+	d.mgr.SetResync(cc.ResyncInterval)
+	d.mgr.SetRateLimit(float64(cc.RateLimit), cc.RateBurst)
+	d.log.Info("configuration reloaded", "applied", applied)
+}
+
+func (d *daemonState) watchdog() func() {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return func() {}
+	}
+	t := time.NewTicker(interval / 2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				if d.mgr.Ready() {
+					notify(daemon.SdNotifyWatchdog)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+func notify(state string) {
+	_, _ = daemon.SdNotify(false, state) // a no-op without $NOTIFY_SOCKET
+}
+
+// listenSocket listens on the unix socket, refusing to take over one that a
+// running wcpd still answers on, and replacing a stale one.
+func listenSocket(path string, mode os.FileMode) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // the run dir is world-readable, the socket is not
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("socket %s: another wcpd is running", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
+	}
+	return ln, nil
+}
