@@ -1,0 +1,59 @@
+# WCP360 — `make demo` brings the panel up, `make test` runs every test.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/wcp360/wcp360/internal/version.Version=$(VERSION)
+GOLANGCI_VERSION := v2.15.0
+PKGS := ./...
+
+.PHONY: all deps build test unit vet fmt-check lint bench fuzz demo demo-stop clean
+
+all: build
+
+deps:
+	./hack/install-deps.sh
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/wcpd ./cmd/wcp
+
+# Every test, with the race detector, against real PostgreSQL clusters that
+# the harness starts itself.
+test: deps vet fmt-check
+	$(GO) test -race -shuffle=on -count=1 -timeout 25m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [[ -n "$$out" ]]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+$(BIN)/golangci-lint:
+	@mkdir -p $(BIN)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+lint: deps $(BIN)/golangci-lint
+	$(BIN)/golangci-lint run $(PKGS)
+
+# Benchmarks: figures, not pass/fail. See docs/benchmarks.md.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/ ./internal/reconcile/ | tee bench.out
+
+# Short fuzz runs of every fuzz target (the committed corpus runs in `make test`).
+FUZZTIME ?= 30s
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
+	$(GO) test -run '^$$' -fuzz '^FuzzQuantity$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
+
+demo: build
+	./hack/demo.sh
+
+demo-stop:
+	./hack/demo.sh stop
+
+clean:
+	rm -rf $(BIN) bench.out
