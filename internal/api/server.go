@@ -372,22 +372,41 @@ func Changes(res store.ApplyResult) ([]Change, error) {
 	if res.Unchanged() {
 		return nil, nil
 	}
-	var prev []byte
+	var prevSpec, prevLabels, prevAnn []byte
 	if !res.Created {
-		prev = res.PreviousSpec
-		if prev == nil {
-			prev = res.Resource.Spec // a metadata-only change
+		prevSpec = res.PreviousSpec
+		if prevSpec == nil {
+			prevSpec = res.Resource.Spec // a metadata-only change
 		}
 	}
-	cs, err := jsondiff.Diff("spec", prev, res.Resource.Spec)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Change, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, Change{Path: c.Path, Old: c.Old, New: c.New})
+	prevLabels, prevAnn = mapJSON(res.PreviousLabels), mapJSON(res.PreviousAnnotations)
+	var out []Change
+	for _, part := range []struct {
+		path      string
+		old, new_ []byte
+	}{
+		{"metadata.labels", prevLabels, mapJSON(res.Resource.Labels)},
+		{"metadata.annotations", prevAnn, mapJSON(res.Resource.Annotations)},
+		{"spec", prevSpec, res.Resource.Spec},
+	} {
+		cs, err := jsondiff.Diff(part.path, part.old, part.new_)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			out = append(out, Change{Path: c.Path, Old: c.Old, New: c.New})
+		}
 	}
 	return out, nil
+}
+
+// mapJSON encodes labels or annotations for diffing, key by key.
+func mapJSON(m map[string]string) []byte {
+	if len(m) == 0 {
+		return []byte("{}")
+	}
+	b, _ := json.Marshal(m) // a map[string]string always encodes
+	return b
 }
 
 // ParseLabelSelector parses "k=v,k2=v2".
@@ -434,15 +453,23 @@ func (s *Server) storeError(w http.ResponseWriter, err error) {
 	var fe *store.FieldError
 	problems := []FieldProblem(nil)
 	if errors.As(err, &fe) {
-		problems = []FieldProblem{{Field: fe.Field, Message: fe.Error()}}
+		msg := fe.Msg
+		if msg == "" {
+			msg = fmt.Sprintf("%q %v", fe.Value, fe.Err)
+		}
+		problems = []FieldProblem{{Field: fe.Field, Message: msg}}
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeProblem(w, http.StatusNotFound, "Not found", err.Error(), problems)
+	case errors.Is(err, store.ErrImmutable):
+		writeProblem(w, http.StatusUnprocessableEntity, "Immutable field", err.Error(), problems)
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrTerminating):
 		writeProblem(w, http.StatusConflict, "Conflict", err.Error(), problems)
 	case errors.Is(err, store.ErrDependency):
 		writeProblem(w, http.StatusUnprocessableEntity, "Missing dependency", err.Error(), problems)
+	case errors.Is(err, store.ErrInvalid):
+		writeProblem(w, http.StatusUnprocessableEntity, "Invalid request", err.Error(), problems)
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("store unavailable", "err", err)
 		writeProblem(w, http.StatusServiceUnavailable, "Database unavailable", err.Error(), problems)

@@ -828,7 +828,7 @@ func TestReloadChanges(t *testing.T) {
 	}{
 		{name: "nothing changed", change: func(*Config) {}},
 		{
-			name: "log and controller tuning apply live",
+			name: "log level, resync and rate limit apply live; format and backoff need a restart",
 			change: func(c *Config) {
 				c.Log.Level = "debug"
 				c.Log.Format = "json"
@@ -836,7 +836,8 @@ func TestReloadChanges(t *testing.T) {
 				c.Controllers.RateLimit = 5
 				c.Controllers.BackoffMax = time.Minute
 			},
-			wantApplied: []string{"log.level", "log.format", "controllers.resyncInterval", "controllers.backoffMax", "controllers.rateLimit"},
+			wantApplied: []string{"log.level", "controllers.resyncInterval", "controllers.rateLimit"},
+			wantRefused: []string{"log.format", "controllers.backoffMax"},
 		},
 		{
 			name: "identity, storage and socket need a restart",

@@ -47,13 +47,13 @@ func schema() []field {
 		{"api.shutdownTimeout", kindDuration, false, func(c *Config) any { return &c.API.ShutdownTimeout }},
 
 		{"log.level", kindString, true, func(c *Config) any { return &c.Log.Level }},
-		{"log.format", kindString, true, func(c *Config) any { return &c.Log.Format }},
+		{"log.format", kindString, false, func(c *Config) any { return &c.Log.Format }},
 
 		{"controllers.workers", kindInt, false, func(c *Config) any { return &c.Controllers.Workers }},
 		{"controllers.resyncInterval", kindDuration, true, func(c *Config) any { return &c.Controllers.ResyncInterval }},
-		{"controllers.shutdownTimeout", kindDuration, true, func(c *Config) any { return &c.Controllers.ShutdownTimeout }},
-		{"controllers.backoffBase", kindDuration, true, func(c *Config) any { return &c.Controllers.BackoffBase }},
-		{"controllers.backoffMax", kindDuration, true, func(c *Config) any { return &c.Controllers.BackoffMax }},
+		{"controllers.shutdownTimeout", kindDuration, false, func(c *Config) any { return &c.Controllers.ShutdownTimeout }},
+		{"controllers.backoffBase", kindDuration, false, func(c *Config) any { return &c.Controllers.BackoffBase }},
+		{"controllers.backoffMax", kindDuration, false, func(c *Config) any { return &c.Controllers.BackoffMax }},
 		{"controllers.rateLimit", kindInt, true, func(c *Config) any { return &c.Controllers.RateLimit }},
 		{"controllers.rateBurst", kindInt, true, func(c *Config) any { return &c.Controllers.RateBurst }},
 

@@ -224,7 +224,8 @@ func (a *applier) update(ctx context.Context, cur resourceRow) (ApplyResult, err
 		node = cur.Node
 	}
 	metaChanged := !maps.Equal(cur.Labels, a.req.Labels) || !maps.Equal(cur.Annotations, a.req.Annotations) || node != cur.Node
-	res := ApplyResult{SpecChanged: !sameSpec, MetaChanged: metaChanged, PreviousSpec: cur.Spec}
+	res := ApplyResult{SpecChanged: !sameSpec, MetaChanged: metaChanged, PreviousSpec: cur.Spec,
+		PreviousLabels: cur.Labels, PreviousAnnotations: cur.Annotations}
 	if sameSpec && !metaChanged {
 		res.Resource = cur.resource(a.t.kind)
 		return res, nil

@@ -112,6 +112,10 @@ type ApplyResult struct {
 	SpecChanged  bool // generation was bumped and a revision recorded
 	MetaChanged  bool // labels/annotations changed (no new generation)
 	PreviousSpec json.RawMessage
+	// PreviousLabels and PreviousAnnotations are the metadata before an
+	// update (nil on create), so callers can show what changed.
+	PreviousLabels      map[string]string
+	PreviousAnnotations map[string]string
 }
 
 // Unchanged reports whether the apply changed nothing at all.
