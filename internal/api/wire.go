@@ -79,8 +79,8 @@ type FieldProblem struct {
 
 // Health answers GET /healthz.
 type Health struct {
-	Status   string            `json:"status"` // ok | degraded
-	Checks   map[string]string `json:"checks"`
-	Version  string            `json:"version"`
-	Node     string            `json:"node"`
+	Status  string            `json:"status"` // ok | degraded
+	Checks  map[string]string `json:"checks"`
+	Version string            `json:"version"`
+	Node    string            `json:"node"`
 }

@@ -126,7 +126,10 @@ func (w *wcpd) put(plural, name string, obj any) error {
 	return nil
 }
 
-type item struct{ plural, name string; obj any }
+type item struct {
+	plural, name string
+	obj          any
+}
 
 func manifests(tenants, domainsPerTenant int) (ts, ds []item) {
 	for i := range tenants {
