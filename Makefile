@@ -21,7 +21,7 @@ build: deps
 
 # Every test, with the race detector, against real PostgreSQL clusters that
 # the harness starts itself.
-test: deps vet fmt-check
+test: deps vet fmt-check lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 25m $(PKGS)
 
 vet:

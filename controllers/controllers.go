@@ -68,7 +68,7 @@ type Controller struct {
 // New returns the controllers of every kind, in dependency order.
 func New(opts Options) []Controller {
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = time.Now //nolint:forbidigo // the default of the injected clock
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

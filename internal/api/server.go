@@ -383,13 +383,13 @@ func Changes(res store.ApplyResult) ([]Change, error) {
 	var out []Change
 	for _, part := range []struct {
 		path      string
-		old, new_ []byte
+		prev, cur []byte
 	}{
 		{"metadata.labels", prevLabels, mapJSON(res.Resource.Labels)},
 		{"metadata.annotations", prevAnn, mapJSON(res.Resource.Annotations)},
 		{"spec", prevSpec, res.Resource.Spec},
 	} {
-		cs, err := jsondiff.Diff(part.path, part.old, part.new_)
+		cs, err := jsondiff.Diff(part.path, part.prev, part.cur)
 		if err != nil {
 			return nil, err
 		}
@@ -504,7 +504,7 @@ func writeProblem(w http.ResponseWriter, code int, title, detail string, errs []
 	b, _ := json.Marshal(p)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(append(b, '\n')) //nolint:gosec // G705: JSON we encoded, served as application/json
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -519,5 +519,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeRaw(w http.ResponseWriter, code int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(append(b, '\n')) //nolint:gosec // G705: JSON we encoded, served as application/json
 }

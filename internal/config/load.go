@@ -278,8 +278,12 @@ func describe(n *yaml.Node) string {
 		default:
 			return "a value tagged " + quote(tag)
 		}
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
 	}
-	return "an alias"
+	return "a value"
 }
 
 // problem is the class and message of a value that cannot be decoded.

@@ -21,7 +21,7 @@ type Timer interface {
 type RealClock struct{}
 
 // Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
+func (RealClock) Now() time.Time { return time.Now() } //nolint:forbidigo // the real clock itself
 
 // After returns time.After(d).
 func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -299,7 +299,7 @@ func TestReconcileLoggerAndID(t *testing.T) {
 	ids := make(chan string, 2)
 	rec := ReconcilerFunc(func(ctx context.Context, _ Request) (Result, error) {
 		LoggerFrom(ctx).Info("hello")
-		ids <- ReconcileIDFrom(ctx)
+		ids <- IDFrom(ctx)
 		return Result{}, nil
 	})
 	r := start(t, Options{Reconciler: rec, Kind: v1alpha1.KindDomain,
@@ -318,7 +318,7 @@ func TestReconcileLoggerAndID(t *testing.T) {
 			t.Errorf("log %q lacks %q", line, want)
 		}
 	}
-	if LoggerFrom(context.Background()) == nil || ReconcileIDFrom(context.Background()) != "" {
+	if LoggerFrom(context.Background()) == nil || IDFrom(context.Background()) != "" {
 		t.Error("defaults outside a reconcile")
 	}
 }

@@ -23,8 +23,8 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
-// ReconcileIDFrom returns the id of the reconcile running with ctx, or "".
-func ReconcileIDFrom(ctx context.Context) string {
+// IDFrom returns the id of the reconcile running with ctx, or "".
+func IDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(reconcileIDKey{}).(string)
 	return id
 }
