@@ -63,9 +63,9 @@
 //
 // On SIGHUP the daemon loads the configuration again. If [Load] fails, the
 // running configuration is kept as a whole. Otherwise [Config.ReloadChanges]
-// tells which changed keys take effect live (log level and format, controller
-// intervals, backoff and rate limits) and which need a restart (everything
-// else: node, database, paths, socket, workers, uid range);
+// tells which changed keys take effect live (log level, resync interval,
+// retry rate limit) and which need a restart (everything else: node,
+// database, paths, socket, log format, workers, backoff, uid range);
 // [Config.WithReloadable] builds the configuration to run with: the new
 // reloadable values, the old values for everything else.
 package config
@@ -154,9 +154,10 @@ type Controllers struct {
 	BackoffBase time.Duration `yaml:"backoffBase"`
 	// BackoffMax caps the per-key exponential backoff, BackoffBase..24h.
 	BackoffMax time.Duration `yaml:"backoffMax"`
-	// RateLimit is the global number of reconciles per second, 1..10000.
+	// RateLimit bounds, per controller, how many failed reconciles per
+	// second are retried (first attempts are not limited), 1..10000.
 	RateLimit int `yaml:"rateLimit"`
-	// RateBurst is the token bucket size of the global limit, 1..100000.
+	// RateBurst is the token bucket size of that limit, 1..100000.
 	RateBurst int `yaml:"rateBurst"`
 }
 

@@ -4,11 +4,11 @@ package config
 // (and therefore valid) next one and lists the keys whose value differs:
 //
 //   - applied: keys that take effect without a restart: log.level,
-//     log.format, controllers.resyncInterval, controllers.shutdownTimeout,
-//     controllers.backoffBase, controllers.backoffMax, controllers.rateLimit
-//     and controllers.rateBurst;
+//     controllers.resyncInterval, controllers.rateLimit and
+//     controllers.rateBurst;
 //   - refused: every other changed key (node, database.*, paths.*, api.*,
-//     controllers.workers, uids.*). The daemon keeps the old value and should
+//     log.format, controllers.workers, controllers.shutdownTimeout,
+//     controllers.backoffBase, controllers.backoffMax, uids.*). The daemon keeps the old value and should
 //     report that a restart is needed to use the new one.
 //
 // A reload is not all-or-nothing: the applied keys take effect even when some
