@@ -4,6 +4,8 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,9 +27,13 @@ import (
 // MaxBodyBytes caps a request body (one manifest).
 const MaxBodyBytes = 1 << 20
 
+// localActor is who a write over the unix socket is recorded as.
+const localActor = "root@unix"
+
 // Store is what the API needs from the store.
 type Store interface {
 	Apply(ctx context.Context, req store.ApplyRequest) (store.ApplyResult, error)
+	Rollback(ctx context.Context, req store.RollbackRequest) (store.ApplyResult, error)
 	Get(ctx context.Context, kind v1alpha1.Kind, name string) (store.Resource, error)
 	List(ctx context.Context, kind v1alpha1.Kind, opts store.ListOptions) ([]store.Resource, error)
 	Delete(ctx context.Context, kind v1alpha1.Kind, name string, resourceVersion int64) (store.Resource, error)
@@ -74,6 +81,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/{plural}/{name}/status", s.withKind(s.status))
 	mux.HandleFunc("GET /api/v1/{plural}/{name}/events", s.withKind(s.events))
 	mux.HandleFunc("GET /api/v1/{plural}/{name}/revisions", s.withKind(s.revisions))
+	mux.HandleFunc("POST /api/v1/{plural}/{name}/rollback", s.withKind(s.rollback))
+	// Profiles for operators; the socket is root-only (and TCP will require an admin).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
 	})
@@ -165,16 +177,41 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind
 		s.storeError(w, err)
 		return
 	}
-	out := List{APIVersion: v1alpha1.APIVersion, Kind: string(kind) + "List", Items: make([]json.RawMessage, 0, len(rows))}
-	for _, row := range rows {
-		b, err := ResourceJSON(row)
+	s.writeList(w, kind, rows)
+}
+
+// writeList streams a List item by item, so that listing thousands of
+// resources does not build the whole answer in memory twice.
+func (s *Server) writeList(w http.ResponseWriter, kind v1alpha1.Kind, rows []store.Resource) {
+	head, err := json.Marshal(List{APIVersion: v1alpha1.APIVersion, Kind: string(kind) + "List"})
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	// head ends in `"items":null}`: reopen it as an array.
+	head = append(bytes.TrimSuffix(head, []byte("null}")), '[')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.Write(head)
+	for i := range rows {
+		b, err := ResourceJSON(rows[i])
 		if err != nil {
-			s.internalError(w, err)
+			// The status line is gone; log it and end with invalid JSON so
+			// no client takes a truncated list for a whole one.
+			s.log.Error("api list: cannot encode a stored resource", "kind", kind, "name", rows[i].Name, "err", err)
+			_, _ = bw.WriteString("\n!error: list truncated\n")
+			_ = bw.Flush()
 			return
 		}
-		out.Items = append(out.Items, b)
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.Write(b)         //nolint:gosec // G705: JSON we encoded, served as application/json
+		rows[i] = store.Resource{} // let the row go as soon as it is sent
 	}
-	writeJSON(w, http.StatusOK, out)
+	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
@@ -313,7 +350,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kin
 		s.storeError(w, err)
 		return
 	}
-	resp, err := applyResponse(req, res)
+	resp, err := applyResponse(req.DryRun, res)
 	if err != nil {
 		s.internalError(w, err)
 		return
@@ -335,7 +372,7 @@ func (s *Server) applyRequest(obj v1alpha1.Object, dry bool) (store.ApplyRequest
 	req := store.ApplyRequest{
 		Kind: obj.GetKind(), Name: m.Name, Tenant: obj.TenantName(), Node: s.opts.Node,
 		Labels: m.Labels, Annotations: m.Annotations, Spec: spec,
-		ResourceVersion: m.ResourceVersion, DryRun: dry, Actor: "root@unix",
+		ResourceVersion: m.ResourceVersion, DryRun: dry, Actor: localActor,
 	}
 	switch o := obj.(type) {
 	case *v1alpha1.Tenant:
@@ -350,8 +387,8 @@ func (s *Server) applyRequest(obj v1alpha1.Object, dry bool) (store.ApplyRequest
 	return req, nil
 }
 
-func applyResponse(req store.ApplyRequest, res store.ApplyResult) (ApplyResponse, error) {
-	resp := ApplyResponse{Outcome: OutcomeConfigured, DryRun: req.DryRun}
+func applyResponse(dry bool, res store.ApplyResult) (ApplyResponse, error) {
+	resp := ApplyResponse{Outcome: OutcomeConfigured, DryRun: dry}
 	switch {
 	case res.Created:
 		resp.Outcome = OutcomeCreated
