@@ -21,6 +21,7 @@ func OpenAPI(version string) map[string]any {
 	g.named("Problem", reflect.TypeFor[Problem]())
 	g.named("EventItem", reflect.TypeFor[EventItem]())
 	g.named("RevisionItem", reflect.TypeFor[RevisionItem]())
+	g.named("RollbackRequest", reflect.TypeFor[RollbackRequest]())
 	g.named("Health", reflect.TypeFor[Health]())
 	paths := map[string]any{
 		"/healthz": map[string]any{"get": op("Health of wcpd and its database", "Health", nil)},
@@ -58,6 +59,10 @@ func addKindPaths(paths map[string]any, k v1alpha1.Kind) {
 	paths[p+"/{name}/status"] = map[string]any{"parameters": nameParam, "get": op("Observed status", "Status", nil)}
 	paths[p+"/{name}/events"] = map[string]any{"parameters": nameParam, "get": op("Events, newest first", "EventItem[]", nil)}
 	paths[p+"/{name}/revisions"] = map[string]any{"parameters": nameParam, "get": op("Spec revisions", "RevisionItem[]", nil)}
+	paths[p+"/{name}/rollback"] = map[string]any{"parameters": nameParam,
+		"post": withParams(op("Apply the spec of an earlier revision again, as a new generation and revision; "+
+			"rolling back to the current spec changes nothing", "ApplyResponse", map[string]any{"required": true, "content": map[string]any{
+			"application/json": map[string]any{"schema": ref("RollbackRequest")}}}), []any{dry})}
 }
 
 func op(summary, result string, body map[string]any) map[string]any {

@@ -24,12 +24,22 @@ type Change struct {
 	New  json.RawMessage `json:"new,omitempty"`
 }
 
-// ApplyResponse answers PUT /api/v1/{kind}/{name}.
+// ApplyResponse answers PUT /api/v1/{kind}/{name} and POST
+// /api/v1/{kind}/{name}/rollback.
 type ApplyResponse struct {
 	Outcome ApplyOutcome    `json:"outcome"`
 	DryRun  bool            `json:"dryRun,omitempty"`
 	Changes []Change        `json:"changes,omitempty"`
 	Object  json.RawMessage `json:"object"` // the full resource after the apply
+}
+
+// RollbackRequest is the body of POST /api/v1/{kind}/{name}/rollback: the
+// spec of revision Revision (a number GET .../revisions lists) is applied
+// again as a new generation.
+type RollbackRequest struct {
+	Revision int64 `json:"revision"`
+	// ResourceVersion, when set, must be the stored one (optimistic concurrency).
+	ResourceVersion int64 `json:"resourceVersion,omitempty"`
 }
 
 // List answers GET /api/v1/{kind}.

@@ -1,5 +1,5 @@
 // Package cli is the wcp command line: kubectl-like apply, get, describe,
-// delete, diff and validate of WCP360 manifests against wcpd's REST API.
+// delete, diff, rollback and validate of WCP360 manifests against wcpd's REST API.
 //
 // Run builds a fresh command tree for every call and reads nothing global,
 // so tests call it with buffers and an injected environment.
@@ -111,6 +111,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.getCommand(),
 		a.describeCommand(),
 		a.deleteCommand(),
+		a.rollbackCommand(),
 		a.diffCommand(),
 		a.validateCommand(),
 		a.versionCommand(),

@@ -164,6 +164,20 @@ func (c *Client) Apply(ctx context.Context, obj v1alpha1.Object, dryRun bool) (a
 	return resp, err
 }
 
+// Rollback applies the spec of revision number of a resource again, as a new
+// generation (POST .../rollback); a revision equal to the current spec
+// changes nothing. With dryRun the server reports what would change and
+// stores nothing.
+func (c *Client) Rollback(ctx context.Context, kind v1alpha1.Kind, name string, revision int64, dryRun bool) (api.ApplyResponse, error) {
+	var resp api.ApplyResponse
+	body, err := json.Marshal(api.RollbackRequest{Revision: revision})
+	if err != nil {
+		return resp, fmt.Errorf("encode rollback of %s: %w", ref(kind, name), err)
+	}
+	err = c.do(ctx, http.MethodPost, itemPath(kind, name)+"/rollback", dryRunQuery(dryRun), body, &resp)
+	return resp, err
+}
+
 // Get returns one resource as the server sent it.
 func (c *Client) Get(ctx context.Context, kind v1alpha1.Kind, name string) (json.RawMessage, error) {
 	var raw json.RawMessage

@@ -119,6 +119,24 @@ func roundTrip(t *testing.T, c *client.Client, name string) {
 	if _, err := c.Events(ctx, v1alpha1.KindTenant, name); err != nil {
 		t.Fatalf("Events: %v", err)
 	}
+	changed := tenant(name, map[string]string{"plan": "gold"})
+	changed.Spec.DisplayName = "changed"
+	if _, err := c.Apply(ctx, changed, false); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = c.Rollback(ctx, v1alpha1.KindTenant, name, 1, true); err != nil || !resp.DryRun || resp.Outcome != api.OutcomeConfigured {
+		t.Fatalf("dry-run Rollback = %+v, %v; want configured (dry run)", resp, err)
+	}
+	if resp, err = c.Rollback(ctx, v1alpha1.KindTenant, name, 1, false); err != nil || resp.Outcome != api.OutcomeConfigured ||
+		len(resp.Changes) != 1 || resp.Changes[0].Path != "spec.displayName" {
+		t.Fatalf("Rollback = %+v, %v; want spec.displayName configured", resp, err)
+	}
+	if revs, err = c.Revisions(ctx, v1alpha1.KindTenant, name); err != nil || len(revs) != 3 || revs[2].Generation != 3 {
+		t.Fatalf("Revisions after a rollback = %+v, %v; want three", revs, err)
+	}
+	if _, err = c.Rollback(ctx, v1alpha1.KindTenant, name, 7, false); !client.IsNotFound(err) {
+		t.Fatalf("Rollback to a missing revision: err = %v, want 404", err)
+	}
 	raw, err := c.Delete(ctx, v1alpha1.KindTenant, name, false)
 	if err != nil || !strings.Contains(string(raw), `"deletionTimestamp"`) {
 		t.Fatalf("Delete = %s, %v; want the object marked for deletion", raw, err)

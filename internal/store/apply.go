@@ -122,6 +122,9 @@ type applier struct {
 	tx  pgx.Tx
 	t   table
 	req ApplyRequest
+	// uid, when set (a rollback), is the only row this apply may update:
+	// it never creates one, and a row re-created under the name is refused.
+	uid string
 
 	tenantID       int64
 	tenantFound    bool
@@ -148,6 +151,11 @@ func (a *applier) run(ctx context.Context) (ApplyResult, error) {
 		if err != nil {
 			return ApplyResult{}, err
 		}
+		if a.uid != "" {
+			if err := a.checkSameRow(cur, found); err != nil {
+				return ApplyResult{}, err
+			}
+		}
 		if found {
 			return a.update(ctx, cur)
 		}
@@ -158,6 +166,19 @@ func (a *applier) run(ctx context.Context) (ApplyResult, error) {
 	}
 	return ApplyResult{}, &FieldError{Field: "metadata.name", Value: a.req.Name, Err: ErrConflict,
 		Msg: fmt.Sprintf("%s %q is being created and deleted concurrently; retry", a.t.kind, a.req.Name)}
+}
+
+// checkSameRow refuses a rollback whose row was deleted, or deleted and
+// re-created, since its revision was read.
+func (a *applier) checkSameRow(cur resourceRow, found bool) error {
+	switch {
+	case !found:
+		return a.t.notFound(a.req.Name)
+	case cur.UID != a.uid:
+		return &FieldError{Field: "metadata.uid", Value: cur.UID, Err: ErrConflict,
+			Msg: fmt.Sprintf("%s %q was deleted and re-created concurrently; its revisions are gone", a.t.kind, a.req.Name)}
+	}
+	return nil
 }
 
 // tenantError says why the tenant cannot own a resource, or nil.

@@ -9,19 +9,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 )
 
-// revisionRow is a revisions row as listings read it.
+// revisionColumns is the select list of a revisions row; revisionRow is what
+// it scans into, by bun (listings) or pgx (transactions).
+const revisionColumns = "name, number, generation, spec, actor, created_at"
+
 type revisionRow struct {
-	Name       string          `bun:"name"`
-	Number     int64           `bun:"number"`
-	Generation int64           `bun:"generation"`
-	Spec       json.RawMessage `bun:"spec,type:jsonb"`
-	Actor      string          `bun:"actor"`
-	CreatedAt  time.Time       `bun:"created_at"`
+	Name       string          `bun:"name" db:"name"`
+	Number     int64           `bun:"number" db:"number"`
+	Generation int64           `bun:"generation" db:"generation"`
+	Spec       json.RawMessage `bun:"spec,type:jsonb" db:"spec"`
+	Actor      string          `bun:"actor" db:"actor"`
+	CreatedAt  time.Time       `bun:"created_at" db:"created_at"`
 }
 
 func (r revisionRow) revision(kind v1alpha1.Kind) Revision {
@@ -69,11 +73,32 @@ func (s *Store) GetRevision(ctx context.Context, kind v1alpha1.Kind, name string
 		if _, gerr := s.Get(ctx, kind, name); gerr != nil {
 			return Revision{}, gerr
 		}
-		return Revision{}, &FieldError{Field: "revision", Value: strconv.FormatInt(number, 10), Err: ErrNotFound,
-			Msg: fmt.Sprintf("%s %q has no revision %d", kind, name, number)}
+		return Revision{}, noRevision(kind, name, number)
 	}
 	if err != nil {
 		return Revision{}, failure("revision of "+t.key(name), err)
 	}
 	return row.revision(kind), nil
+}
+
+// noRevision is the error for a revision number kind/name does not have.
+func noRevision(kind v1alpha1.Kind, name string, number int64) error {
+	return &FieldError{Field: "revision", Value: strconv.FormatInt(number, 10), Err: ErrNotFound,
+		Msg: fmt.Sprintf("%s %q has no revision %d", kind, name, number)}
+}
+
+// selectRevision reads revision number of the resource with uid in tx.
+func selectRevision(ctx context.Context, tx pgx.Tx, kind v1alpha1.Kind, uid string, number int64) (Revision, bool, error) {
+	rows, err := tx.Query(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE resource_uid = $1::uuid AND number = $2`, uid, number)
+	if err != nil {
+		return Revision{}, false, err
+	}
+	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[revisionRow])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Revision{}, false, nil
+	case err != nil:
+		return Revision{}, false, err
+	}
+	return row.revision(kind), true, nil
 }

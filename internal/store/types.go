@@ -105,6 +105,29 @@ type ApplyRequest struct {
 	Actor string
 }
 
+// RollbackRequest re-applies the spec of an earlier revision of a resource
+// as a new generation.
+type RollbackRequest struct {
+	Kind     v1alpha1.Kind
+	Name     string
+	Revision int64 // the revision number whose spec is restored
+	// ResourceVersion, when non-zero, must equal the stored one (optimistic concurrency).
+	ResourceVersion int64
+	// DryRun runs every check and computes the result, then rolls back.
+	DryRun bool
+	// Actor is who rolled back; the new revision records "<Actor> (rollback to N)".
+	Actor string
+	// Prepare turns the revision's spec into the apply that restores it,
+	// doing what a caller of Apply does: decode, default and validate the
+	// spec, and derive Tenant, Hostnames, Engine and DatabaseName from it. cur
+	// is the resource as it is now. Rollback sets Kind, Name, Labels,
+	// Annotations (the current ones: a rollback restores the spec only),
+	// ResourceVersion, DryRun and Actor of what Prepare returns; a Node of ""
+	// keeps the current node. Prepare runs inside the store's transaction: it
+	// must not call the store. Its errors are returned as they are.
+	Prepare func(cur Resource, rev Revision) (ApplyRequest, error)
+}
+
 // ApplyResult says what an apply did.
 type ApplyResult struct {
 	Resource     Resource
