@@ -16,6 +16,7 @@ import (
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 	"github.com/wcp360/wcp360/internal/conditions"
+	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/reconcile"
 	"github.com/wcp360/wcp360/internal/store"
 )
@@ -30,15 +31,27 @@ type Store interface {
 	RecordEvent(ctx context.Context, e store.Event) error
 }
 
-// Step is one ordered part of a reconcile that owns a piece of the host. It
-// is idempotent: Ensure with the same spec any number of times changes
-// nothing after the first. Later releases add users, nginx, PHP-FPM, cgroups.
+// Step is one ordered part of a reconcile that owns a piece of the host (the
+// Linux account, the nginx vhost, the PHP-FPM master...). A reconcile reads as
+// observe → plan → apply: Observe lists how the host differs from the spec,
+// and Apply, called only when it found something, makes the host match.
 type Step interface {
 	Name() string
-	// Ensure converges the host for row; it returns a human summary of what changed ("" for nothing).
-	Ensure(ctx context.Context, row store.Resource) (changed string, err error)
-	// Remove undoes what Ensure created, for a deletion.
+	// Observe compares the host with row's spec without changing anything.
+	// No differences means the step is converged.
+	Observe(ctx context.Context, row store.Resource) ([]host.Difference, error)
+	// Apply converges the host for row. It saves what it will touch first
+	// and restores it when it fails part-way, so a failure leaves the host
+	// as it was; it returns the id of that snapshot ("" when it took none).
+	Apply(ctx context.Context, row store.Resource, diffs []host.Difference) (snapshot string, err error)
+	// Remove undoes what Apply created, for a deletion.
 	Remove(ctx context.Context, row store.Resource) error
+}
+
+// StatusReporter is a Step that adds what it observed to the status
+// (a tenant's uid and home, say).
+type StatusReporter interface {
+	ReportStatus(ctx context.Context, row store.Resource, st *v1alpha1.Status) error
 }
 
 // Options configure the controllers.
@@ -50,7 +63,7 @@ type Options struct {
 	Clock func() time.Time
 	// Enqueue wakes another resource's controller (a tenant's children when it becomes Ready).
 	Enqueue func(kind v1alpha1.Kind, name string)
-	// Steps per kind; none are registered in this release.
+	// Steps per kind, in order.
 	Steps map[v1alpha1.Kind][]Step
 	// DependencyRetry is how long a resource waits before looking at its tenant again.
 	DependencyRetry time.Duration
@@ -99,6 +112,11 @@ const (
 	ReasonWaitingForTenant = "WaitingForTenant"
 	ReasonStepFailed       = "StepFailed"
 	ReasonDeleting         = "Deleting"
+	ReasonDriftDetected    = "DriftDetected"
+	ReasonDriftReported    = "DriftReported"
+	ReasonDriftCorrected   = "DriftCorrected"
+	ReasonInSync           = "InSync"
+	ReasonChanged          = "Changed"
 )
 
 type resourceReconciler struct {
@@ -171,30 +189,106 @@ func (r *resourceReconciler) waitForTenant(ctx context.Context, row store.Resour
 
 func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, st v1alpha1.Status) (reconcile.Result, error) {
 	now := r.opts.Clock().UTC()
-	var changed []string
-	for _, s := range r.steps {
-		c, err := s.Ensure(ctx, row)
-		if err != nil {
-			msg := fmt.Sprintf("step %s: %v", s.Name(), err)
-			st.Conditions = conditions.MarkNotReady(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
-			if werr := r.writeStatus(ctx, row, st, st.ObservedGeneration); werr != nil {
-				return reconcile.Result{}, errors.Join(err, werr)
-			}
-			r.event(ctx, row, "Warning", ReasonStepFailed, msg)
-			return reconcile.Result{}, fmt.Errorf("%s: %w", msg, err)
+	// The host was converged for this very spec before: any difference now
+	// was made by someone else, and is drift.
+	convergedBefore := st.ObservedGeneration == row.Generation && conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady)
+	policy := v1alpha1.DriftCorrect
+	if convergedBefore && len(r.steps) > 0 {
+		var err error
+		if policy, err = r.driftPolicy(ctx, row); err != nil {
+			return reconcile.Result{}, err
 		}
-		if c != "" {
-			changed = append(changed, s.Name()+": "+c)
+		if policy == v1alpha1.DriftIgnore {
+			return reconcile.Result{}, nil // converged, and the spec says not to look
+		}
+	}
+
+	diffs := make([][]host.Difference, len(r.steps))
+	var all []host.Difference
+	for i, s := range r.steps {
+		d, err := s.Observe(ctx, row)
+		if err != nil {
+			return r.stepFailed(ctx, row, st, s, "observe", err)
+		}
+		diffs[i] = d
+		all = append(all, d...)
+	}
+
+	drift := convergedBefore && len(all) > 0
+	if drift {
+		st.Drift = driftEntries(st.Drift, all, now, policy == v1alpha1.DriftCorrect)
+		msg := host.Summary(all)
+		if policy == v1alpha1.DriftReport {
+			st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
+				Status: v1alpha1.ConditionTrue, Reason: ReasonDriftReported, ObservedGeneration: row.Generation,
+				Message: "the host differs from the spec; driftPolicy is report, so it is left as it is: " + msg}, now)
+			if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
+				return reconcile.Result{}, err
+			}
+			r.event(ctx, row, "Warning", ReasonDriftDetected, msg+" (driftPolicy: report, not corrected)")
+			return reconcile.Result{}, nil
+		}
+		r.event(ctx, row, "Warning", ReasonDriftDetected, msg+" (correcting)")
+	}
+
+	for i, s := range r.steps {
+		if len(diffs[i]) == 0 {
+			continue
+		}
+		snap, err := s.Apply(ctx, row, diffs[i])
+		if snap != "" {
+			st.LastSnapshot = snap
+		}
+		if err != nil {
+			return r.stepFailed(ctx, row, st, s, "apply", err)
+		}
+		// Trust, but verify: an Apply that leaves differences behind is a bug
+		// or a fight with someone else, and must not be reported Ready.
+		left, err := s.Observe(ctx, row)
+		if err != nil {
+			return r.stepFailed(ctx, row, st, s, "observe after apply", err)
+		}
+		if len(left) > 0 {
+			return r.stepFailed(ctx, row, st, s, "apply", fmt.Errorf("the host still differs after applying: %s", host.Summary(left)))
+		}
+	}
+
+	switch {
+	case drift:
+		st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
+			Status: v1alpha1.ConditionFalse, Reason: ReasonDriftCorrected, ObservedGeneration: row.Generation,
+			Message: "corrected: " + host.Summary(all)}, now)
+	case len(all) == 0 && convergedBefore:
+		// In sync: keep the drift record of a correction, drop reported
+		// drift that someone has since put right.
+		if c, ok := conditions.Get(st.Conditions, v1alpha1.ConditionDrifted); ok && c.Status == v1alpha1.ConditionTrue {
+			st.Drift = nil
+			st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
+				Status: v1alpha1.ConditionFalse, Reason: ReasonInSync, ObservedGeneration: row.Generation,
+				Message: "the host matches the spec again"}, now)
+			r.event(ctx, row, "Normal", ReasonInSync, "the host matches the spec again")
+		}
+	case !convergedBefore:
+		st.Drift = nil // a new generation starts with a clean record
+		st.Conditions = conditions.Remove(st.Conditions, v1alpha1.ConditionDrifted)
+	}
+	for _, s := range r.steps {
+		if rep, ok := s.(StatusReporter); ok {
+			if err := rep.ReportStatus(ctx, row, &st); err != nil {
+				return r.stepFailed(ctx, row, st, s, "report status", err)
+			}
 		}
 	}
 	wasReady := conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady) && st.ObservedGeneration == row.Generation
-	msg := convergedMessage(len(r.steps))
-	st.Conditions = conditions.MarkReady(st.Conditions, row.Generation, ReasonConverged, msg, now)
+	st.Conditions = conditions.MarkReady(st.Conditions, row.Generation, ReasonConverged, convergedMessage(len(r.steps)), now)
 	if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
 		return reconcile.Result{}, err
 	}
-	for _, c := range changed {
-		r.event(ctx, row, "Normal", "Changed", c)
+	if len(all) > 0 && !drift {
+		r.event(ctx, row, "Normal", ReasonChanged, host.Summary(all))
+	}
+	if drift {
+		r.event(ctx, row, "Normal", ReasonDriftCorrected, host.Summary(all))
 	}
 	if !wasReady {
 		r.event(ctx, row, "Normal", "Ready", fmt.Sprintf("generation %d converged", row.Generation))
@@ -203,6 +297,63 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		}
 	}
 	return reconcile.Result{}, nil
+}
+
+// stepFailed records a failed step: not Ready, a Warning event, and an
+// error for the runtime to retry with backoff (or a terminal one as is).
+func (r *resourceReconciler) stepFailed(ctx context.Context, row store.Resource, st v1alpha1.Status, s Step, what string, err error) (reconcile.Result, error) {
+	msg := fmt.Sprintf("%s %s: %v", s.Name(), what, err)
+	now := r.opts.Clock().UTC()
+	st.Conditions = conditions.MarkNotReady(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
+	if reconcile.IsTerminal(err) {
+		st.Conditions = conditions.MarkStalled(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
+	}
+	if werr := r.writeStatus(ctx, row, st, st.ObservedGeneration); werr != nil {
+		return reconcile.Result{}, errors.Join(err, werr)
+	}
+	r.event(ctx, row, "Warning", ReasonStepFailed, msg)
+	if reconcile.IsTerminal(err) {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, fmt.Errorf("%s: %w", msg, err)
+}
+
+// driftPolicy is the tenant's: a Tenant's own, a Domain's or Database's
+// through its tenant.
+func (r *resourceReconciler) driftPolicy(ctx context.Context, row store.Resource) (v1alpha1.DriftPolicy, error) {
+	spec := row.Spec
+	if r.kind != v1alpha1.KindTenant {
+		t, err := r.opts.Store.Get(ctx, v1alpha1.KindTenant, row.Tenant)
+		if err != nil {
+			return "", err
+		}
+		spec = t.Spec
+	}
+	var ts struct {
+		DriftPolicy v1alpha1.DriftPolicy `json:"driftPolicy"`
+	}
+	if err := json.Unmarshal(spec, &ts); err != nil {
+		return "", reconcile.Terminal(fmt.Errorf("stored tenant spec: %w", err))
+	}
+	if ts.DriftPolicy == "" {
+		return v1alpha1.DriftCorrect, nil
+	}
+	return ts.DriftPolicy, nil
+}
+
+// driftEntries records ds, keeping when each was first seen.
+func driftEntries(prev []v1alpha1.DriftEntry, ds []host.Difference, now time.Time, corrected bool) []v1alpha1.DriftEntry {
+	out := make([]v1alpha1.DriftEntry, 0, len(ds))
+	for _, d := range ds {
+		e := v1alpha1.DriftEntry{Field: d.Field, Want: d.Want, Have: d.Have, ObservedAt: now, Corrected: corrected}
+		for _, p := range prev {
+			if p.Field == d.Field && p.Want == d.Want && p.Have == d.Have && !p.Corrected {
+				e.ObservedAt = p.ObservedAt
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func convergedMessage(steps int) string {

@@ -61,6 +61,9 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionDrifted is True while the host differs from a converged spec
+	// and driftPolicy is report; False (DriftCorrected, InSync) afterwards.
+	ConditionDrifted = "Drifted"
 )
 
 // Condition is one observation about a resource, kstatus-style.
