@@ -1,0 +1,35 @@
+// Command wcp-sandbox runs a command as root in a throwaway sandbox: new
+// mount, network, PID, UTS and IPC namespaces where /etc, /var and /home are
+// private overlays of the host's, /run, /tmp, /srv/www, /var/lib/wcp360 and
+// /var/log are fresh tmpfs, lo is the only network interface and the host
+// name is wcp-sandbox. The demo runs the panel in one.
+//
+//	wcp-sandbox [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
+//
+// --bind mounts a host file or directory into the sandbox (a directory for a
+// unix socket that the outside uses, say); --host adds a line to the
+// sandbox's /etc/hosts; --env sets a variable for COMMAND.
+//
+// The exit status is COMMAND's (128+N when signal N killed it), 125 when the
+// sandbox could not be made, 126/127 when COMMAND could not be run or found,
+// 2 for a usage error. When COMMAND exits, every process it left in the
+// sandbox is killed, and everything it wrote outside the binds is gone.
+// SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to wcp-sandbox are passed on to
+// COMMAND; Ctrl-C in a terminal reaches COMMAND directly. See package
+// internal/sandbox for the details.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/wcp360/wcp360/internal/sandbox"
+)
+
+func main() {
+	// In the re-executed sandbox child: set the sandbox up and run COMMAND.
+	if code, exit := sandbox.Init(); exit {
+		os.Exit(code)
+	}
+	os.Exit(sandbox.RunCLI(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,410 @@
+// Package sandbox runs a process as root in new mount, network, PID, UTS and
+// IPC namespaces where the host's configuration and state are private, so
+// that tests (and the demo) can create users, write /etc, start nginx or
+// PostgreSQL and leave the host exactly as it was.
+//
+// Inside a sandbox:
+//
+//   - /etc, /var and /home are overlays over the host's directories: reads see
+//     the host, writes (useradd, rename over /etc/passwd, ...) go to a tmpfs
+//     and vanish with the sandbox;
+//   - /run, /tmp, /dev/shm, /srv/www, /var/lib/wcp360 and /var/log are fresh
+//     tmpfs (/var/log keeps the host's directory tree, without the files;
+//     /run starts empty, as before boot-time tmpfiles ran);
+//   - /proc is the new PID namespace's, and the first process is PID 1: when
+//     it exits the kernel kills every process left inside;
+//   - the only network interface is lo, up, and the hostname is wcp-sandbox;
+//     /etc/hosts maps localhost and wcp-sandbox, plus Options.Hosts;
+//   - Options.Binds are bind mounts from the host, the way to share files
+//     (a unix socket, a directory) with the outside.
+//
+// Everything else — /usr, /root, /opt, /srv outside /srv/www, the working
+// directory — is the host's own filesystem, shared and writable: the sandbox
+// is not a security boundary, it keeps well-behaved code from changing the
+// host. The only change it makes on the host is creating the /srv/www mount
+// point when it is missing.
+//
+// The sandbox is started by re-executing the current binary
+// (/proc/self/exe); the child recognises itself by an environment variable
+// and sets the sandbox up before doing anything else. Test binaries do that
+// in Main (see Run); commands call Init first thing in main:
+//
+//	func main() {
+//		if code, exit := sandbox.Init(); exit {
+//			os.Exit(code)
+//		}
+//		...
+//	}
+//
+// It needs root (CAP_SYS_ADMIN) and a Linux kernel with overlayfs.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Hostname is the sandbox's host name.
+const Hostname = "wcp-sandbox"
+
+// Exit statuses of a sandbox that did not get to run its program, after the
+// conventions of shells and container runtimes.
+const (
+	// ExitSetupFailed: the sandbox could not be set up (the reason is on stderr).
+	ExitSetupFailed = 125
+	// ExitCannotRun: the program exists but could not be started.
+	ExitCannotRun = 126
+	// ExitNotFound: the program was not found.
+	ExitNotFound = 127
+)
+
+const (
+	// envSetup carries the child's configuration (JSON) from the parent to
+	// the re-executed child; Init consumes it.
+	envSetup = "WCP_SANDBOX_SETUP"
+	// envInside is set for every process in a set-up sandbox. Its value is
+	// the sandbox's mount namespace, so a copy of it outside proves nothing.
+	envInside = "WCP_SANDBOX"
+)
+
+// ErrUnavailable means sandboxes cannot be made here: not root, or the kernel
+// refused the namespaces or the mounts.
+var ErrUnavailable = errors.New("sandbox unavailable (needs root and Linux namespaces)")
+
+// Bind is a bind mount of a host path into the sandbox.
+type Bind struct {
+	// Source is the host path (file or directory); it must exist.
+	Source string
+	// Target is the absolute path inside the sandbox. When it is missing it is
+	// created, if it lies in a private part of the sandbox (/etc, /var, /home,
+	// /run, /tmp, /dev/shm, /srv/www); elsewhere it must exist.
+	Target string
+	// ReadOnly makes the mount read-only inside the sandbox.
+	ReadOnly bool
+}
+
+// Options configure a sandbox. The zero value is a plain sandbox.
+type Options struct {
+	// Binds are mounted after the sandbox's own mounts, in order.
+	Binds []Bind
+	// Hosts maps names to IP addresses, appended to /etc/hosts.
+	Hosts map[string]string
+	// Env is added to the environment of the sandboxed process (KEY=VALUE).
+	Env []string
+}
+
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	for _, b := range o.Binds {
+		if !filepath.IsAbs(b.Source) || !filepath.IsAbs(b.Target) {
+			return fmt.Errorf("bind %s:%s: paths must be absolute", b.Source, b.Target)
+		}
+		t := filepath.Clean(b.Target)
+		if t == "/" || t == "/proc" || strings.HasPrefix(t, "/proc/") {
+			return fmt.Errorf("bind %s:%s: cannot bind over %s", b.Source, b.Target, t)
+		}
+	}
+	for name, ip := range o.Hosts {
+		if len(name) > 253 || !hostNameRE.MatchString(name) {
+			return fmt.Errorf("host %q: not a host name", name)
+		}
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("host %s: %w", name, err)
+		}
+	}
+	for _, kv := range o.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("env %q: want KEY=VALUE", kv)
+		}
+		if k == envSetup || k == envInside {
+			return fmt.Errorf("env %s: reserved for the sandbox", k)
+		}
+	}
+	return nil
+}
+
+// Inside reports whether this process runs in a sandbox that is set up.
+func Inside() bool {
+	v := os.Getenv(envInside)
+	if v == "" {
+		return false
+	}
+	ns, err := os.Readlink("/proc/self/ns/mnt")
+	return err == nil && ns == v
+}
+
+// childConfig is what the parent hands the re-executed child.
+type childConfig struct {
+	Binds []Bind            `json:"binds,omitempty"`
+	Hosts map[string]string `json:"hosts,omitempty"`
+	// Command is the program to run as PID 1's only child; empty when the
+	// re-executed binary itself is what runs in the sandbox.
+	Command []string `json:"command,omitempty"`
+	// ParentNS are the parent's namespaces: the child refuses to set up in
+	// any of them (it would change the host).
+	ParentNS map[string]string `json:"parentNS"`
+}
+
+// namespaces this package creates, by their /proc/self/ns names.
+var namespaceNames = []string{"mnt", "net", "pid", "uts", "ipc"}
+
+const cloneFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWPID |
+	syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+
+// Stdio are the sandboxed process's standard streams; nil means /dev/null.
+// Writers that are not *os.File are fed through pipes; when Stdout and
+// Stderr are the same writer they share one pipe, so their order is kept.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Process is a running sandbox.
+type Process struct {
+	pid     int
+	proc    *os.Process
+	done    chan struct{}
+	state   *os.ProcessState
+	waitErr error
+	copies  sync.WaitGroup
+	stop    func() // stops the context watcher
+}
+
+// Start runs the program argv (looked up in PATH inside the sandbox) in a new
+// sandbox. Its exit status is the one Wait returns. ctx ending kills the
+// sandbox and everything in it.
+func Start(ctx context.Context, opts Options, argv []string, stdio Stdio) (*Process, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("sandbox: no program to run")
+	}
+	return start(ctx, opts, []string{os.Args[0]}, argv, stdio)
+}
+
+// StartSelf runs this binary again with args (os.Args[1:] of the child) in
+// a new sandbox. The child must call Init (test binaries: Main) before
+// anything else; it then continues inside the sandbox.
+func StartSelf(ctx context.Context, opts Options, args []string, stdio Stdio) (*Process, error) {
+	return start(ctx, opts, append([]string{os.Args[0]}, args...), nil, stdio)
+}
+
+// Exec is Start and Wait.
+func Exec(ctx context.Context, opts Options, argv []string, stdio Stdio) (int, error) {
+	p, err := Start(ctx, opts, argv, stdio)
+	if err != nil {
+		return 0, err
+	}
+	return p.Wait()
+}
+
+func start(ctx context.Context, opts Options, args, command []string, stdio Stdio) (*Process, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: not running as root", ErrUnavailable)
+	}
+	if Inside() {
+		return nil, fmt.Errorf("%w: already inside a sandbox", ErrUnavailable)
+	}
+	cfg := childConfig{Binds: opts.Binds, Hosts: opts.Hosts, Command: command, ParentNS: map[string]string{}}
+	for _, n := range namespaceNames {
+		link, err := os.Readlink("/proc/self/ns/" + n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		cfg.ParentNS[n] = link
+	}
+	enc, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	env := mergeEnv(os.Environ(), append(opts.Env, envSetup+"="+string(enc)))
+
+	p := &Process{done: make(chan struct{})}
+	files, closeAfterStart, err := p.stdioFiles(stdio)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the child ends, not the
+		// process: keep this goroutine on its thread until the child is gone,
+		// so no other goroutine can take the thread over and end it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		proc, err := os.StartProcess("/proc/self/exe", args, &os.ProcAttr{ //nolint:gosec // re-executes this binary
+			Env:   env,
+			Files: files,
+			Sys:   &syscall.SysProcAttr{Cloneflags: cloneFlags, Pdeathsig: syscall.SIGKILL},
+		})
+		if err != nil {
+			started <- err
+			return
+		}
+		p.proc, p.pid = proc, proc.Pid
+		started <- nil
+		p.state, p.waitErr = proc.Wait()
+		close(p.done)
+	}()
+	err = <-started
+	for _, f := range closeAfterStart {
+		_ = f.Close()
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) ||
+			errors.Is(err, syscall.EUSERS) || errors.Is(err, syscall.ENOSYS) {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	watch, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = p.proc.Kill()
+		case <-p.done:
+		case <-watch.Done():
+		}
+	}()
+	return p, nil
+}
+
+// mergeEnv is base with the variables of add replacing (or appended to)
+// base's, and without the inside marker. The exec'd program would see only
+// the first of two values.
+func mergeEnv(base, add []string) []string {
+	override := map[string]bool{envInside: true}
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		override[k] = true
+	}
+	env := make([]string, 0, len(base)+len(add))
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); !override[k] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, add...)
+}
+
+// stdioFiles turns stdio into the child's three files, starting the copy
+// goroutines for non-file streams; it returns the child's ends of the pipes,
+// which the parent closes once the child has started.
+func (p *Process) stdioFiles(stdio Stdio) (files, childEnds []*os.File, err error) {
+	defer func() {
+		if err != nil {
+			for _, f := range childEnds {
+				_ = f.Close()
+			}
+		}
+	}()
+	devNull := func(flag int) (*os.File, error) {
+		f, err := os.OpenFile(os.DevNull, flag, 0)
+		if err == nil {
+			childEnds = append(childEnds, f)
+		}
+		return f, err
+	}
+	var in *os.File
+	switch r := stdio.Stdin.(type) {
+	case nil:
+		if in, err = devNull(os.O_RDONLY); err != nil {
+			return nil, nil, err
+		}
+	case *os.File:
+		in = r
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		childEnds = append(childEnds, pr)
+		in = pr
+		go func() {
+			// Like os/exec, this goroutine may stay blocked on r after the
+			// child exits; it ends when r does.
+			_, _ = io.Copy(pw, r)
+			_ = pw.Close()
+		}()
+	}
+	output := func(w io.Writer) (*os.File, error) {
+		switch w := w.(type) {
+		case nil:
+			return devNull(os.O_WRONLY)
+		case *os.File:
+			return w, nil
+		default:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			childEnds = append(childEnds, pw)
+			p.copies.Add(1)
+			go func() {
+				defer p.copies.Done()
+				_, _ = io.Copy(w, pr)
+				_ = pr.Close()
+			}()
+			return pw, nil
+		}
+	}
+	out, err := output(stdio.Stdout)
+	if err != nil {
+		return nil, nil, err
+	}
+	errf := out
+	if stdio.Stderr != stdio.Stdout {
+		if errf, err = output(stdio.Stderr); err != nil {
+			return nil, nil, err
+		}
+	}
+	return []*os.File{in, out, errf}, childEnds, nil
+}
+
+// Pid is the sandbox's first process, as the host sees it.
+func (p *Process) Pid() int { return p.pid }
+
+// Signal sends sig to the sandbox's first process. A sandbox started with
+// Start passes SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 on to its program.
+func (p *Process) Signal(sig os.Signal) error { return p.proc.Signal(sig) }
+
+// Kill kills the sandbox and everything in it.
+func (p *Process) Kill() error { return p.proc.Kill() }
+
+// Done is closed when the sandbox has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits until the sandbox has exited and its output is copied, and
+// returns its exit status: the program's, 128+n when a signal n killed it,
+// or one of the Exit* constants.
+func (p *Process) Wait() (int, error) {
+	<-p.done
+	p.copies.Wait()
+	p.stop()
+	if p.waitErr != nil {
+		return -1, fmt.Errorf("sandbox: wait: %w", p.waitErr)
+	}
+	return exitStatus(p.state.Sys().(syscall.WaitStatus)), nil
+}
+
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
