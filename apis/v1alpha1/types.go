@@ -91,6 +91,17 @@ type Status struct {
 	Conditions         []Condition  `json:"conditions,omitempty"`
 	Drift              []DriftEntry `json:"drift,omitempty"`
 	LastSnapshot       string       `json:"lastSnapshot,omitempty"`
+	// Account is a Tenant's Linux account as last converged.
+	Account *AccountStatus `json:"account,omitempty"`
+}
+
+// AccountStatus is the Linux user and group WCP360 created for a tenant.
+type AccountStatus struct {
+	User  string `json:"user"`
+	UID   int    `json:"uid"`
+	GID   int    `json:"gid"`
+	Home  string `json:"home"`
+	Shell string `json:"shell"`
 }
 
 // DriftPolicy says what a resync does with a difference on a converged resource.

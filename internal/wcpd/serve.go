@@ -21,6 +21,9 @@ import (
 	"github.com/wcp360/wcp360/controllers"
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/config"
+	"github.com/wcp360/wcp360/internal/host/snapshot"
+	tenanthost "github.com/wcp360/wcp360/internal/host/tenant"
+	"github.com/wcp360/wcp360/internal/host/users"
 	"github.com/wcp360/wcp360/internal/reconcile"
 	"github.com/wcp360/wcp360/internal/store"
 	"github.com/wcp360/wcp360/internal/version"
@@ -117,8 +120,12 @@ func (d *daemonState) startControllers(st *store.Store) error {
 			c.Enqueue(name)
 		}
 	}
+	steps, err := d.hostSteps()
+	if err != nil {
+		return err
+	}
 	for _, c := range controllers.New(controllers.Options{
-		Store: st, Node: cfg.Node, Logger: d.log, Clock: time.Now, Enqueue: enqueue,
+		Store: st, Node: cfg.Node, Logger: d.log, Clock: time.Now, Enqueue: enqueue, Steps: steps,
 	}) {
 		rc, err := reconcile.New(d.controllerOptions(c))
 		if err != nil {
@@ -130,6 +137,29 @@ func (d *daemonState) startControllers(st *store.Store) error {
 		}
 	}
 	return nil
+}
+
+// hostSteps builds the host drivers each kind converges through.
+func (d *daemonState) hostSteps() (map[v1alpha1.Kind][]controllers.Step, error) {
+	cfg := d.cfg
+	snaps, err := snapshot.New(snapshot.Options{Dir: filepath.Join(cfg.Paths.StateDir, "snapshots")})
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	account, err := tenanthost.New(tenanthost.Options{
+		WWWRoot:    cfg.Paths.WWWRoot,
+		Users:      &users.DB{Root: "/", Now: time.Now},
+		Snapshots:  snaps,
+		UIDMin:     cfg.UIDs.Min,
+		UIDMax:     cfg.UIDs.Max,
+		ArchiveDir: filepath.Join(cfg.Paths.StateDir, "archives"),
+		Clock:      time.Now,
+		Logger:     d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[v1alpha1.Kind][]controllers.Step{v1alpha1.KindTenant: {account}}, nil
 }
 
 func (d *daemonState) controllerOptions(c controllers.Controller) reconcile.Options {

@@ -20,10 +20,13 @@ import (
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 	"github.com/wcp360/wcp360/internal/api"
+	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// wcpd converges tenants into real Linux users and homes: every test that
+// serves runs in a sandbox of its own (overlay /etc, tmpfs /srv/www).
+func TestMain(m *testing.M) { os.Exit(sandbox.MainFunc(func() int { return pgtest.Main(m) })) }
 
 // syncBuffer is a log sink shared by the daemon goroutine and the test.
 type syncBuffer struct {
@@ -203,6 +206,9 @@ func (d *daemonUnderTest) stop() int {
 }
 
 func TestServeApplyReconcileAndGracefulShutdown(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	d := startDaemon(t)
 	code, body := d.do("PUT", "/api/v1/tenants/acme", tenant("acme"))
 	if code != http.StatusCreated {
@@ -215,6 +221,15 @@ func TestServeApplyReconcileAndGracefulShutdown(t *testing.T) {
 	}
 	d.waitReady("tenants", "acme")
 	d.waitReady("domains", "acme.test")
+
+	// The tenant is a real Linux user with its home (in this sandbox).
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil || !strings.Contains(string(passwd), "\nacme:x:20000:20000:WCP360 tenant acme:/srv/www/acme:/usr/sbin/nologin\n") {
+		t.Errorf("tenant user not in /etc/passwd (%v):\n%s", err, passwd)
+	}
+	if fi, err := os.Stat("/srv/www/acme/domains"); err != nil || !fi.IsDir() {
+		t.Errorf("tenant home not laid out: %v", err)
+	}
 
 	// An identical apply changes nothing.
 	code, body = d.do("PUT", "/api/v1/tenants/acme", tenant("acme"))
@@ -237,6 +252,9 @@ func TestServeApplyReconcileAndGracefulShutdown(t *testing.T) {
 }
 
 func TestSighupReload(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	d := startDaemon(t)
 	// A valid change: log level debug becomes live (API requests are logged at debug).
 	writeConfig(t, d.cfgPath, strings.Replace(baseConfig(d.dir, d.dbURL, ""), "level: info", "level: debug", 1))
@@ -278,6 +296,9 @@ func waitLog(t *testing.T, logs *syncBuffer, want string) {
 // The daemon survives its database connections being killed: the pool
 // reconnects, the listener re-LISTENs and re-lists, and work resumes.
 func TestSurvivesTerminatedBackends(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	d := startDaemon(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, d.dbURL)

@@ -15,10 +15,28 @@ import (
 // written must be as it was read (ErrModified otherwise: a program wrote
 // it without the locks), and nothing is written then.
 func (tx *Tx) Commit() error {
+	unlock, err := tx.WriteHoldingLocks()
+	return errors.Join(err, unlock())
+}
+
+// WriteHoldingLocks writes the changed files as Commit does but keeps the
+// locks, so that a caller whose plan goes on (a tenant's home after its
+// user) can restore these files under the same locks when a later part
+// fails: nobody else can have written them in between. The transaction is
+// finished either way; call unlock exactly once, also after an error.
+func (tx *Tx) WriteHoldingLocks() (unlock func() error, err error) {
 	if err := tx.check(true); err != nil {
-		return err
+		return func() error { return nil }, err
 	}
 	defer tx.finish()
+	l := tx.locks
+	tx.locks = nil
+	unlock = func() error {
+		if l == nil {
+			return nil
+		}
+		return l.release()
+	}
 	var errs []error
 	for _, f := range tx.files {
 		if !f.changed {
@@ -34,7 +52,7 @@ func (tx *Tx) Commit() error {
 		}
 	}
 	if len(errs) > 0 {
-		return errors.Join(append(errs, tx.release())...)
+		return unlock, errors.Join(errs...)
 	}
 	var written []string
 	for _, f := range tx.files {
@@ -45,11 +63,11 @@ func (tx *Tx) Commit() error {
 			if len(written) > 0 {
 				err = fmt.Errorf("%w (already written: %v)", err, written)
 			}
-			return errors.Join(err, tx.release())
+			return unlock, err
 		}
 		written = append(written, f.path)
 	}
-	return tx.release()
+	return unlock, nil
 }
 
 // Abort releases the locks without writing. It may be called after Commit
