@@ -17,7 +17,7 @@ deps:
 
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/wcpd ./cmd/wcp
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/wcpd ./cmd/wcp ./cmd/wcp-sandbox
 
 # Every test, with the race detector, against real PostgreSQL clusters that
 # the harness starts itself.

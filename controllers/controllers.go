@@ -280,7 +280,7 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		}
 	}
 	wasReady := conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady) && st.ObservedGeneration == row.Generation
-	st.Conditions = conditions.MarkReady(st.Conditions, row.Generation, ReasonConverged, convergedMessage(len(r.steps)), now)
+	st.Conditions = conditions.MarkReady(st.Conditions, row.Generation, ReasonConverged, convergedMessage(r.steps), now)
 	if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -356,11 +356,15 @@ func driftEntries(prev []v1alpha1.DriftEntry, ds []host.Difference, now time.Tim
 	return out
 }
 
-func convergedMessage(steps int) string {
-	if steps == 0 {
+func convergedMessage(steps []Step) string {
+	if len(steps) == 0 {
 		return "spec stored and dependencies met; this build has no host steps for this kind"
 	}
-	return fmt.Sprintf("all %d steps converged", steps)
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.Name()
+	}
+	return "the host matches the spec (" + strings.Join(names, ", ") + ")"
 }
 
 // wakeChildren enqueues the domains and databases of a tenant that just became Ready.
@@ -456,4 +460,34 @@ func decodeStatus(raw json.RawMessage) (v1alpha1.Status, error) {
 		return st, fmt.Errorf("stored status is not valid: %w", err)
 	}
 	return st, nil
+}
+
+// Observer looks at the host for a stored resource without changing
+// anything: what `wcp describe` shows as live drift.
+type Observer struct {
+	opts Options
+}
+
+// NewObserver returns an Observer over the same store and steps as New.
+func NewObserver(opts Options) *Observer { return &Observer{opts: opts} }
+
+// Observe runs every step's Observe for the resource and returns the
+// differences between the host and its spec, as of now.
+func (o *Observer) Observe(ctx context.Context, kind v1alpha1.Kind, name string) ([]host.Difference, error) {
+	row, err := o.opts.Store.Get(ctx, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	if row.Node != "" && row.Node != o.opts.Node {
+		return nil, fmt.Errorf("%s/%s lives on node %s, not on this one (%s)", kind, name, row.Node, o.opts.Node)
+	}
+	var all []host.Difference
+	for _, s := range o.opts.Steps[kind] {
+		ds, err := s.Observe(ctx, row)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		all = append(all, ds...)
+	}
+	return all, nil
 }

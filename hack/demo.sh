@@ -1,50 +1,57 @@
 #!/usr/bin/env bash
-# Brings the panel up on this machine: a PostgreSQL cluster of its own, wcpd
-# on the unix socket, the manifests in examples/ applied, and their state
-# shown. Idempotent: run it again to restart wcpd with freshly built binaries.
-# `hack/demo.sh stop` stops wcpd and the demo's PostgreSQL.
+# Brings the panel up: a PostgreSQL cluster of its own, wcpd on a unix
+# socket, the manifests in examples/ applied (tenants become real Linux
+# users with homes), and their state shown.
+#
+# By default everything runs inside a sandbox (bin/wcp-sandbox: private
+# /etc, /srv/www, /run, /var), so this machine's users and files are not
+# changed: the sandbox goes away with `make demo-stop`. WCP_DEMO_HOST=1 runs
+# wcpd on the real host instead, where it creates real users under /srv/www.
+#
+# Idempotent: run it again to restart with freshly built binaries.
+# `hack/demo.sh stop` stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEMO=/var/lib/wcp360/demo
-PGDATA=$DEMO/pg
-PGSOCK=/run/wcp360/demo-pg
-SOCKET=/run/wcp360/wcpd.sock
-PIDFILE=/run/wcp360/wcpd-demo.pid
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+DEMO=/var/lib/wcp360/demo # survives restarts: PostgreSQL data, socket, logs
+PIDFILE=$DEMO/demo.pid
+SOCKET=$DEMO/wcpd.sock
 WCP="bin/wcp --socket $SOCKET"
+export WCP_SOCKET=$SOCKET
 
-as_postgres() { runuser -u postgres -- "$@"; }
-
-stop_wcpd() {
+stop() {
 	if [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
 		kill -TERM "$(cat "$PIDFILE")"
-		for _ in $(seq 50); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
+		for _ in $(seq 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$(cat "$PIDFILE")" 2>/dev/null || true
 	fi
 	rm -f "$PIDFILE"
 }
 
-if [[ ${1:-} == stop ]]; then
-	stop_wcpd
-	[[ -d $PGDATA ]] && as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop || true
+case ${1:-} in
+stop)
+	stop
 	echo "demo stopped"
 	exit 0
-fi
-
-mkdir -p "$DEMO" "$PGSOCK"
-chown postgres: "$DEMO" "$PGSOCK"
-if [[ ! -f $PGDATA/PG_VERSION ]]; then
-	as_postgres "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-fi
-if ! as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+	;;
+inside)
+	# Runs as the sandbox's command (or on the host): PostgreSQL, then wcpd.
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+	PGDATA=$DEMO/pg
+	PGSOCK=$DEMO/pg-run
+	as_postgres() { runuser -u postgres -- "$@"; }
+	mkdir -p "$PGSOCK"
+	chown postgres: "$DEMO" "$PGSOCK"
+	if [[ ! -f $PGDATA/PG_VERSION ]]; then
+		as_postgres "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+	fi
+	rm -f "$PGDATA/postmaster.pid" # a sandbox killed earlier leaves it behind
 	as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$DEMO/pg.log" -w \
 		-o "-k $PGSOCK -c listen_addresses=''" start >/dev/null
-fi
-if ! psql -h "$PGSOCK" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='wcp360'" | grep -q 1; then
-	psql -h "$PGSOCK" -U postgres -qc "CREATE DATABASE wcp360"
-fi
-
-cat >"$DEMO/wcpd.yaml" <<YAML
+	if ! psql -h "$PGSOCK" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='wcp360'" | grep -q 1; then
+		psql -h "$PGSOCK" -U postgres -qc "CREATE DATABASE wcp360"
+	fi
+	cat >"$DEMO/wcpd.yaml" <<YAML
 node: demo
 database:
   url: postgres://postgres@/wcp360?host=$PGSOCK&sslmode=disable
@@ -53,16 +60,40 @@ api:
 controllers:
   resyncInterval: 1m
 YAML
+	bin/wcpd serve --config "$DEMO/wcpd.yaml" &
+	wcpd=$!
+	trap 'kill -TERM $wcpd 2>/dev/null; wait $wcpd; as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; exit 0' TERM INT
+	wait $wcpd
+	as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+	exit 0
+	;;
+esac
 
-stop_wcpd
-nohup bin/wcpd serve --config "$DEMO/wcpd.yaml" >>"$DEMO/wcpd.log" 2>&1 &
+stop
+mkdir -p "$DEMO"
+if [[ ${WCP_DEMO_HOST:-} == 1 ]]; then
+	mode="on this host (WCP_DEMO_HOST=1)"
+	nohup "$0" inside >>"$DEMO/wcpd.log" 2>&1 &
+	in_demo() { "$@"; }
+else
+	mode="in a sandbox (this machine's /etc and /srv/www are not touched)"
+	nohup bin/wcp-sandbox --bind "$DEMO:$DEMO" -- "$0" inside >>"$DEMO/wcpd.log" 2>&1 &
+	in_demo() {
+		# Run a command in the demo's namespaces: the sandbox's init is the
+		# child of wcp-sandbox.
+		local init
+		init=$(pgrep -P "$(cat "$PIDFILE")" | head -1)
+		nsenter -t "$init" -m -u -i -n -p -- "$@"
+	}
+fi
 echo $! >"$PIDFILE"
-for _ in $(seq 100); do
+for _ in $(seq 200); do
 	$WCP get tenants >/dev/null 2>&1 && break
 	kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { echo "wcpd exited; see $DEMO/wcpd.log" >&2; tail -20 "$DEMO/wcpd.log" >&2; exit 1; }
 	sleep 0.1
 done
 
+echo "== wcpd runs $mode"
 echo "== wcp apply -f examples/ --wait"
 $WCP apply -f examples/ --wait --timeout 60s
 echo
@@ -71,8 +102,13 @@ $WCP get tenants
 $WCP get domains
 $WCP get databases
 echo
-echo "== wcp describe domain acme.test"
-$WCP describe domain acme.test
+echo "== wcp describe tenant acme"
+$WCP describe tenant acme
 echo
-echo "wcpd is running (pid $(cat "$PIDFILE"), log $DEMO/wcpd.log, socket $SOCKET)."
-echo "Try: bin/wcp get tenants -o yaml; bin/wcp diff -f examples/; make demo-stop"
+echo "== the tenant on the host: getent passwd acme; id acme; ls -la /srv/www/acme"
+in_demo getent passwd acme
+in_demo id acme
+in_demo ls -la /srv/www/acme
+echo
+echo "wcpd is running $mode (pid $(cat "$PIDFILE"), log $DEMO/wcpd.log)."
+echo "Try: export WCP_SOCKET=$SOCKET; bin/wcp get tenants -o yaml; bin/wcp diff -f examples/; make demo-stop"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Packages the tests and the demo use: the PostgreSQL server (initdb/pg_ctl
 # for the ephemeral test clusters), psql, and a C toolchain for cgo/-race.
-PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps)
+PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

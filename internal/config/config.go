@@ -48,8 +48,10 @@
 // Any other WCP_* variable is an error (a typo such as WCP_DATABSE_URL must
 // not be silently ignored), except the variables that belong to other tools:
 // WCP_CONFIG (the config file path, read by cmd/wcpd), WCP_SOCKET and
-// WCP_TOKEN (the wcp client) and everything starting with WCP_TEST_ (test
-// harnesses, e.g. WCP_TEST_DATABASE_URL).
+// WCP_TOKEN (the wcp client), WCP_SANDBOX, WCP_SANDBOX_* and
+// WCP_REQUIRE_SANDBOX (the test sandbox), WCP_DEMO_HOST (make demo) and
+// everything starting with WCP_TEST_ (test harnesses, e.g.
+// WCP_TEST_DATABASE_URL).
 //
 // # Errors
 //

@@ -101,10 +101,10 @@ func envAliases() map[string]string {
 // therefore not configuration.
 func isForeignEnv(name string) bool {
 	switch name {
-	case "WCP_CONFIG", "WCP_SOCKET", "WCP_TOKEN":
+	case "WCP_CONFIG", "WCP_SOCKET", "WCP_TOKEN", "WCP_SANDBOX", "WCP_REQUIRE_SANDBOX", "WCP_DEMO_HOST":
 		return true
 	}
-	return strings.HasPrefix(name, "WCP_TEST_")
+	return strings.HasPrefix(name, "WCP_TEST_") || strings.HasPrefix(name, "WCP_SANDBOX_")
 }
 
 // EnvVar returns the environment variable for a dotted camelCase key, e.g.
