@@ -38,9 +38,10 @@ $(BIN)/golangci-lint:
 lint: deps $(BIN)/golangci-lint
 	$(BIN)/golangci-lint run $(PKGS)
 
-# Benchmarks: figures, not pass/fail. See docs/benchmarks.md.
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/ ./internal/reconcile/ | tee bench.out
+# Benchmarks: figures, not pass/fail. See docs/benchmarks.md. They create
+# thousands of Linux users, so they run inside a sandbox.
+bench: build
+	$(BIN)/wcp-sandbox -- $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/ ./internal/reconcile/ | tee bench.out
 
 # Short fuzz runs of every fuzz target (the committed corpus runs in `make test`).
 FUZZTIME ?= 30s

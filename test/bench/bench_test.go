@@ -23,10 +23,20 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
+	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// wcpd turns tenants into Linux users and homes: the benchmarks only run
+// inside a sandbox (make bench runs them under bin/wcp-sandbox), never on
+// the host itself.
+func TestMain(m *testing.M) {
+	if !sandbox.Inside() {
+		fmt.Fprintln(os.Stderr, "test/bench creates thousands of Linux users: run it with `make bench` (inside wcp-sandbox), not on the host")
+		os.Exit(1)
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 type wcpd struct {
 	proc   *cmdrun.Process
@@ -131,9 +141,9 @@ type item struct {
 	obj          any
 }
 
-func manifests(tenants, domainsPerTenant int) (ts, ds []item) {
+func manifests(prefix string, tenants, domainsPerTenant int) (ts, ds []item) {
 	for i := range tenants {
-		tn := fmt.Sprintf("t%05d", i)
+		tn := fmt.Sprintf("%s%05d", prefix, i)
 		ts = append(ts, item{"tenants", tn, map[string]any{"apiVersion": "wcp360.io/v1alpha1", "kind": "Tenant",
 			"metadata": map[string]any{"name": tn, "labels": map[string]any{"plan": "bench"}},
 			"spec":     map[string]any{"limits": map[string]any{"memoryMax": "1Gi", "cpu": "100%"}}}})
@@ -218,7 +228,7 @@ func BenchmarkApply1000Tenants1000Domains(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		w := startWcpd(b, 4)
-		ts, ds := manifests(1000, 1)
+		ts, ds := manifests("a", 1000, 1)
 		b.StartTimer()
 		start := time.Now()
 		w.applyAll(b, ts, 8)
@@ -244,7 +254,7 @@ func BenchmarkRSS10000Resources(b *testing.B) {
 	for b.Loop() {
 		w := startWcpd(b, 4)
 		idle := rss(b, w.proc.Pid())
-		ts, ds := manifests(5000, 1)
+		ts, ds := manifests("r", 5000, 1)
 		w.applyAll(b, ts, 8)
 		w.applyAll(b, ds, 8)
 		w.waitAllReady(b, "tenants", len(ts))

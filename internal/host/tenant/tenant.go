@@ -424,25 +424,38 @@ func (s *Step) Remove(ctx context.Context, row store.Resource) error {
 	if err != nil {
 		return err
 	}
-	tx, err := s.opts.Users.Begin(ctx)
-	if err != nil {
+	// Stop the tenant and deal with its home first, without the passwd
+	// locks: archiving a large home takes long, and useradd and everyone
+	// else must not wait for it.
+	var a account
+	err = s.opts.Users.View(ctx, func(tx *users.Tx) error {
+		a, err = s.look(tx, w, st)
+		return err
+	})
+	foreign := reconcile.IsTerminal(err)
+	if err != nil && !foreign {
 		return err
 	}
-	defer func() { _ = tx.Abort() }()
-	a, err := s.look(tx, w, st)
-	if reconcile.IsTerminal(err) {
-		// Someone else's user or group of that name: not ours to remove.
-		s.opts.Logger.Warn("tenant account is not WCP360's; leaving it", "tenant", w.name, "err", err)
-		a = account{}
-	} else if err != nil {
-		return err
-	}
-	if a.userOK {
+	if a.userOK && !foreign {
 		if err := killUser(a.user.UID, 5*time.Second); err != nil {
 			return err
 		}
 	}
 	if err := s.removeHome(w); err != nil {
+		return err
+	}
+	tx, err := s.opts.Users.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Abort() }()
+	a, err = s.look(tx, w, st)
+	if reconcile.IsTerminal(err) {
+		// Someone else's user or group of that name: not ours to remove.
+		s.opts.Logger.Warn("tenant account is not WCP360's; leaving it", "tenant", w.name, "err", err)
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if !a.userOK && !a.groupOK {
@@ -453,17 +466,21 @@ func (s *Step) Remove(ctx context.Context, row store.Resource) error {
 		return fmt.Errorf("snapshot before removing the account: %w", err)
 	}
 	if a.userOK {
-		if err := tx.DeleteUser(w.name); err != nil {
-			return err
-		}
+		err = tx.DeleteUser(w.name)
 	}
-	if a.groupOK {
-		if err := tx.DeleteGroup(w.name); err != nil {
-			return err
-		}
+	if err == nil && a.groupOK {
+		err = tx.DeleteGroup(w.name)
 	}
-	if err := tx.Commit(); err != nil {
-		return errors.Join(err, snap.Restore(context.WithoutCancel(ctx)))
+	if err != nil {
+		return errors.Join(err, snap.Discard())
+	}
+	unlock, err := tx.WriteHoldingLocks()
+	if err != nil {
+		err = errors.Join(err, snap.Restore(context.WithoutCancel(ctx)))
+		return errors.Join(err, unlock())
+	}
+	if err := unlock(); err != nil {
+		return err
 	}
 	return snap.Commit()
 }

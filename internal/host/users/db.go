@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +24,34 @@ type DB struct {
 	// Now is the clock (for the "last password change" day of new
 	// entries). Required.
 	Now func() time.Time
+
+	// View keeps the files it parsed and parses again only a file whose
+	// identity changed: a resync observes every tenant, and parsing four
+	// files of thousands of lines each time made that quadratic.
+	mu    sync.Mutex
+	cache [numFiles]*cachedFile
+}
+
+// cachedFile is a file as View parsed it; never changed once stored.
+type cachedFile struct {
+	key  fileKey
+	file dbFile
+}
+
+// fileKey identifies one version of a file: a writer that renames a new
+// file in gets a new inode, one that rewrites in place changes ctime.
+type fileKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime unix.Timespec
+}
+
+func keyOf(path string) (fileKey, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fileKey{}, false
+	}
+	return fileKey{st.Dev, st.Ino, st.Size, st.Mtim, st.Ctim}, true
 }
 
 // Path is the path of file name ("passwd", "shadow", "group", "gshadow",
@@ -78,12 +108,40 @@ func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	if db.Now == nil {
 		return errors.New("users: DB.Now (the clock) is not set")
 	}
-	tx, err := db.load(nil)
+	tx, err := db.loadCached()
 	if err != nil {
 		return err
 	}
 	defer tx.finish()
 	return fn(tx)
+}
+
+// loadCached is load for a read-only transaction, from the cache where the
+// files did not change. The transaction gets copies of the cached dbFiles
+// (finish clears its own), sharing records that nothing changes.
+func (db *DB) loadCached() (*Tx, error) {
+	tx := &Tx{db: db, readOnly: true, now: db.Now()}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for k := range numFiles {
+		path := db.path(k)
+		key, ok := keyOf(path)
+		if c := db.cache[k]; ok && c != nil && c.key == key {
+			f := c.file
+			tx.files[k] = &f
+			continue
+		}
+		f, err := readFile(k, path)
+		if err != nil {
+			return nil, err
+		}
+		db.cache[k] = nil
+		if f.exists {
+			db.cache[k] = &cachedFile{key: f.key, file: *f}
+		}
+		tx.files[k] = f
+	}
+	return tx, nil
 }
 
 // Update runs fn in a transaction and commits it when fn returns nil (an
@@ -143,36 +201,63 @@ type dbFile struct {
 	st      fileState
 	recs    []*record
 	changed bool
+	key     fileKey // identity of the version read (zero when absent)
 }
 
 // readFile reads path; passwd and group must exist, shadow and gshadow
 // may not (then no entries are written to them).
 func readFile(kind fileKind, path string) (*dbFile, error) {
 	f := &dbFile{kind: kind, path: path}
-	st, err := statFile(path)
-	if errors.Is(err, fs.ErrNotExist) && (kind == shadowFile || kind == gshadowFile) {
+	// Read through one descriptor: a writer that renames a new file in
+	// meanwhile (with or without the lock) cannot mix two versions.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) && (kind == shadowFile || kind == gshadowFile) {
 		return f, nil
 	}
 	if err != nil {
-		return nil, err
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("%s is not a regular file (symlinks are not followed)", path)
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	data, err := os.ReadFile(path)
+	file := os.NewFile(uintptr(fd), path)
+	defer file.Close() //nolint:errcheck // read-only
+	st, key, err := fstatFile(fd, path)
 	if err != nil {
 		return nil, err
 	}
-	// The lock makes this a formality for cooperating writers; a writer
-	// that ignores locks and replaced the file between lstat and read is
-	// caught here or by Commit.
-	st2, err := statFile(path)
+	data, err := io.ReadAll(file)
+	if err != nil {
+		return nil, err
+	}
+	// Only a writer that ignores the locks and rewrites the file in place
+	// can change it under an open descriptor; Commit would catch it too.
+	st2, _, err := fstatFile(fd, path)
 	if err != nil {
 		return nil, err
 	}
 	if !st.sameContent(st2) || int64(len(data)) != st2.size {
 		return nil, fmt.Errorf("%w: %s changed while it was read", ErrModified, path)
 	}
-	f.exists, f.data, f.st = true, data, st2
+	f.exists, f.data, f.st, f.key = true, data, st2, key
 	f.recs = parseRecords(kind, data)
 	return f, nil
+}
+
+func fstatFile(fd int, path string) (fileState, fileKey, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileState{}, fileKey{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fileState{}, fileKey{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	return fileState{
+			dev: st.Dev, ino: st.Ino, size: st.Size,
+			mtime: st.Mtim, atime: st.Atim,
+			mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
+		},
+		fileKey{st.Dev, st.Ino, st.Size, st.Mtim, st.Ctim}, nil
 }
 
 func (db *DB) load(l *locks) (*Tx, error) {

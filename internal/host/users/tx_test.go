@@ -595,3 +595,50 @@ func TestHasMarker(t *testing.T) {
 	}
 	mustOK(t, ValidateMarker("WCP360 tenant acme"))
 }
+
+// View parses a file again exactly when it changed, however it changed.
+func TestViewSeesEveryChange(t *testing.T) {
+	root := newRoot(t)
+	db := newDB(root)
+	ctx := t.Context()
+	count := func() int {
+		n := 0
+		if err := db.View(ctx, func(tx *Tx) error { n = len(tx.Users()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	base := count()
+	if _, err := db.Update(ctx, func(tx *Tx) error {
+		if err := tx.AddGroup(Group{Name: "cachetest", GID: 4242}); err != nil {
+			return err
+		}
+		return tx.AddUser(User{Name: "cachetest", UID: 4242, GID: 4242, Home: "/nonexistent", Shell: "/usr/sbin/nologin"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != base+1 {
+		t.Fatalf("after a commit (rename): %d users, want %d", got, base+1)
+	}
+	// An in-place edit of the same size keeps the inode: ctime still moves.
+	p := filepath.Join(root, "etc", "passwd")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte("\ncachetest:"), []byte("\ncachetesX:"), 1)
+	if err := os.WriteFile(p, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	if err := db.View(ctx, func(tx *Tx) error {
+		_, err := tx.User("cachetesX")
+		found = err == nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Errorf("View served a stale parse after an in-place edit")
+	}
+}
