@@ -48,7 +48,11 @@ FUZZTIME ?= 30s
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuantity$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
+	$(GO) test -run '^$$' -fuzz '^FuzzYAMLStrings$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/host/users/
+	$(GO) test -run '^$$' -fuzz '^FuzzAddUser$$' -fuzztime $(FUZZTIME) ./internal/host/users/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) ./internal/reconcile/
 
 demo: build
 	./hack/demo.sh
