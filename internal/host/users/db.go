@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,11 +117,22 @@ func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	return fn(tx)
 }
 
-// loadCached is load for a read-only transaction, from the cache where the
-// files did not change. The transaction gets copies of the cached dbFiles
-// (finish clears its own), sharing records that nothing changes.
+// loadCached is load for a read-only transaction: no login.defs (it only
+// serves new entries).
 func (db *DB) loadCached() (*Tx, error) {
 	tx := &Tx{db: db, readOnly: true, now: db.Now()}
+	if err := db.readFiles(tx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// readFiles fills tx.files, from the cache where a file did not change
+// since it was last parsed. A transaction gets its own dbFile copies
+// (finish clears them) with its own slice of records: changes replace,
+// insert or delete records in that slice and never modify a record, so
+// the records themselves are shared.
+func (db *DB) readFiles(tx *Tx) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	for k := range numFiles {
@@ -128,20 +140,23 @@ func (db *DB) loadCached() (*Tx, error) {
 		key, ok := keyOf(path)
 		if c := db.cache[k]; ok && c != nil && c.key == key {
 			f := c.file
+			f.recs = slices.Clone(c.file.recs)
 			tx.files[k] = &f
 			continue
 		}
 		f, err := readFile(k, path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		db.cache[k] = nil
 		if f.exists {
-			db.cache[k] = &cachedFile{key: f.key, file: *f}
+			c := &cachedFile{key: f.key, file: *f}
+			c.file.recs = slices.Clone(f.recs)
+			db.cache[k] = c
 		}
 		tx.files[k] = f
 	}
-	return tx, nil
+	return nil
 }
 
 // Update runs fn in a transaction and commits it when fn returns nil (an
@@ -262,12 +277,8 @@ func fstatFile(fd int, path string) (fileState, fileKey, error) {
 
 func (db *DB) load(l *locks) (*Tx, error) {
 	tx := &Tx{db: db, locks: l, readOnly: l == nil, now: db.Now()}
-	for k := range numFiles {
-		f, err := readFile(k, db.path(k))
-		if err != nil {
-			return nil, err
-		}
-		tx.files[k] = f
+	if err := db.readFiles(tx); err != nil {
+		return nil, err
 	}
 	tx.defs = readDefs(db.Path("login.defs"), db.Path("default/useradd"))
 	return tx, nil
