@@ -23,6 +23,8 @@ func OpenAPI(version string) map[string]any {
 	g.named("RevisionItem", reflect.TypeFor[RevisionItem]())
 	g.named("RollbackRequest", reflect.TypeFor[RollbackRequest]())
 	g.named("Health", reflect.TypeFor[Health]())
+	g.named("DriftReport", reflect.TypeFor[DriftReport]())
+	g.named("ReconcileResponse", reflect.TypeFor[ReconcileResponse]())
 	paths := map[string]any{
 		"/healthz": map[string]any{"get": op("Health of wcpd and its database", "Health", nil)},
 	}
@@ -54,7 +56,7 @@ func addKindPaths(paths map[string]any, k v1alpha1.Kind) {
 		"put": withParams(op("Apply (create or update) a "+kind+"; an identical spec changes nothing",
 			"ApplyResponse", map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": ref(kind)}}}), []any{dry}),
-		"delete": withParams(op("Mark a "+kind+" for deletion; its controller removes it", kind, nil), []any{dry}),
+		"delete": withParams(accepted(op("Mark a "+kind+" for deletion; its controller removes it", kind, nil)), []any{dry}),
 	}
 	paths[p+"/{name}/status"] = map[string]any{"parameters": nameParam, "get": op("Observed status", "Status", nil)}
 	paths[p+"/{name}/events"] = map[string]any{"parameters": nameParam, "get": op("Events, newest first", "EventItem[]", nil)}
@@ -63,6 +65,22 @@ func addKindPaths(paths map[string]any, k v1alpha1.Kind) {
 		"post": withParams(op("Apply the spec of an earlier revision again, as a new generation and revision; "+
 			"rolling back to the current spec changes nothing", "ApplyResponse", map[string]any{"required": true, "content": map[string]any{
 			"application/json": map[string]any{"schema": ref("RollbackRequest")}}}), []any{dry})}
+	paths[p+"/{name}/drift"] = map[string]any{"parameters": nameParam,
+		"get": op("How the host differs from the spec, observed now without changing anything "+
+			"(501 when this daemon does not observe the host for "+Plural(k)+")", "DriftReport", nil)}
+	paths[p+"/{name}/reconcile"] = map[string]any{"parameters": nameParam,
+		"post": accepted(op("Ask the controller to reconcile the "+kind+" now, ahead of its resync and backoff; "+
+			"answers before the reconcile runs", "ReconcileResponse", nil))}
+}
+
+// accepted makes the success answer of o a 202: the work is queued.
+func accepted(o map[string]any) map[string]any {
+	rs := o["responses"].(map[string]any)
+	ok := rs["200"].(map[string]any)
+	ok["description"] = "Accepted"
+	rs["202"] = ok
+	delete(rs, "200")
+	return o
 }
 
 func op(summary, result string, body map[string]any) map[string]any {

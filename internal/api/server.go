@@ -50,6 +50,13 @@ type Options struct {
 	Version string
 	// Checks are extra health checks (name → func returning nil when healthy).
 	Checks map[string]func(context.Context) error
+	// Observer looks at the host for GET .../drift; nil answers 501.
+	Observer Observer
+	// Enqueue asks the controller of kind to reconcile name now, for POST
+	// .../reconcile; it must not block. Nil answers 501.
+	Enqueue func(kind v1alpha1.Kind, name string)
+	// Clock is the time source (time.Now when nil).
+	Clock func() time.Time
 }
 
 // Server serves the API.
@@ -64,6 +71,9 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	return &Server{opts: opts, log: opts.Logger}
 }
@@ -82,6 +92,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/{plural}/{name}/events", s.withKind(s.events))
 	mux.HandleFunc("GET /api/v1/{plural}/{name}/revisions", s.withKind(s.revisions))
 	mux.HandleFunc("POST /api/v1/{plural}/{name}/rollback", s.withKind(s.rollback))
+	mux.HandleFunc("GET /api/v1/{plural}/{name}/drift", s.withKind(s.drift))
+	mux.HandleFunc("POST /api/v1/{plural}/{name}/reconcile", s.withKind(s.reconcile))
 	// Profiles for operators; the socket is root-only (and TCP will require an admin).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

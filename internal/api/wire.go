@@ -42,6 +42,32 @@ type RollbackRequest struct {
 	ResourceVersion int64 `json:"resourceVersion,omitempty"`
 }
 
+// DriftReport answers GET /api/v1/{kind}/{name}/drift: how the host differs
+// from the resource's spec, looked at live. No differences: in sync.
+type DriftReport struct {
+	ObservedAt  time.Time    `json:"observedAt"`
+	Differences []Difference `json:"differences"`
+}
+
+// Difference is one way the host differs from a spec:
+// {"field": "shell", "want": "/usr/sbin/nologin", "have": "/bin/bash"}.
+type Difference struct {
+	Field string `json:"field"`
+	Want  string `json:"want"`
+	Have  string `json:"have"`
+}
+
+// String is "shell: want /usr/sbin/nologin, have /bin/bash".
+func (d Difference) String() string { return d.Field + ": want " + d.Want + ", have " + d.Have }
+
+// ReconcileResponse answers POST /api/v1/{kind}/{name}/reconcile (202): the
+// controller was asked to reconcile the resource at RequestedAt (the
+// daemon's clock); Object is the resource as it stood then.
+type ReconcileResponse struct {
+	RequestedAt time.Time       `json:"requestedAt"`
+	Object      json.RawMessage `json:"object"`
+}
+
 // List answers GET /api/v1/{kind}.
 type List struct {
 	APIVersion string            `json:"apiVersion"`

@@ -115,13 +115,17 @@ func (a *app) applyOne(ctx context.Context, c *client.Client, obj v1alpha1.Objec
 }
 
 // appliedGeneration is the generation the apply left the resource at.
-func appliedGeneration(resp api.ApplyResponse) int64 {
+func appliedGeneration(resp api.ApplyResponse) int64 { return resourceGeneration(resp.Object) }
+
+// resourceGeneration is metadata.generation of a resource the server sent
+// (0 when it cannot be read: wait for the current one).
+func resourceGeneration(obj json.RawMessage) int64 {
 	var head struct {
 		Metadata struct {
 			Generation int64 `json:"generation"`
 		} `json:"metadata"`
 	}
-	if len(resp.Object) == 0 || json.Unmarshal(resp.Object, &head) != nil {
+	if len(obj) == 0 || json.Unmarshal(obj, &head) != nil {
 		return 0
 	}
 	return head.Metadata.Generation

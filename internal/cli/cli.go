@@ -1,5 +1,6 @@
 // Package cli is the wcp command line: kubectl-like apply, get, describe,
-// delete, diff, rollback and validate of WCP360 manifests against wcpd's REST API.
+// delete, diff, rollback, reconcile and validate of WCP360 manifests against
+// wcpd's REST API.
 //
 // Run builds a fresh command tree for every call and reads nothing global,
 // so tests call it with buffers and an injected environment.
@@ -112,6 +113,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.describeCommand(),
 		a.deleteCommand(),
 		a.rollbackCommand(),
+		a.reconcileCommand(),
 		a.diffCommand(),
 		a.validateCommand(),
 		a.versionCommand(),

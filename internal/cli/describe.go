@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -20,8 +21,13 @@ import (
 
 func (a *app) describeCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:               "describe KIND NAME",
-		Short:             "Show a resource in detail: spec, conditions, drift, revisions and events",
+		Use:   "describe KIND NAME",
+		Short: "Show a resource in detail: spec, conditions, drift, the host now, revisions and events",
+		Long: `Describe shows a resource as wcpd stores it (spec, conditions, the drift its
+controller recorded, revisions, events) and, under "Host (live)", how the host
+differs from the spec right now: wcpd looks at the host for this command and
+changes nothing. When the host cannot be looked at, that section says why and
+describe still succeeds.`,
 		Example:           "  wcp describe domain www.acme.test",
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: a.completeKindName,
@@ -39,6 +45,8 @@ type description struct {
 	revErr    error
 	events    []api.EventItem
 	eventErr  error
+	live      api.DriftReport
+	liveErr   error
 }
 
 func (a *app) runDescribe(ctx context.Context, kindArg, name string) error {
@@ -59,6 +67,7 @@ func (a *app) runDescribe(ctx context.Context, kindArg, name string) error {
 	if d.spec, err = json.Marshal(d.obj.SpecValue()); err != nil {
 		return err
 	}
+	d.live, d.liveErr = c.Drift(ctx, kind, name)
 	d.revisions, d.revErr = c.Revisions(ctx, kind, name)
 	d.events, d.eventErr = c.Events(ctx, kind, name)
 	return a.writeDescription(a.env.Stdout, d)
@@ -75,6 +84,7 @@ func (a *app) writeDescription(w io.Writer, d description) error {
 	for _, section := range []func(io.Writer) error{
 		func(w io.Writer) error { return a.writeConditions(w, d.obj.GetStatus()) },
 		func(w io.Writer) error { return a.writeDrift(w, d.obj.GetStatus().Drift) },
+		func(w io.Writer) error { return writeLive(w, d.live, d.liveErr) },
 		func(w io.Writer) error { return a.writeRevisions(w, d.revisions, d.revErr) },
 		func(w io.Writer) error { return a.writeEvents(w, d.events, d.eventErr) },
 	} {
@@ -159,6 +169,34 @@ func (a *app) writeDrift(w io.Writer, drift []v1alpha1.DriftEntry) error {
 	row(tw, "  FIELD", "WANT", "HAVE", "CORRECTED", "AGE")
 	for _, d := range drift {
 		row(tw, "  "+d.Field, oneLine(d.Want), oneLine(d.Have), strconv.FormatBool(d.Corrected), a.age(&d.ObservedAt))
+	}
+	return tw.Flush()
+}
+
+// writeLive writes how the host differs from the spec now. A failure to
+// look is shown, not returned: describe is for finding out what is wrong.
+func writeLive(w io.Writer, rep api.DriftReport, err error) error {
+	fmt.Fprintln(w, "Host (live):")
+	notObserved := client.IsNotImplemented(err)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Problem.Detail != "" {
+		err = errors.New(ae.Problem.Detail) // the title is the status; the detail says why
+	}
+	switch {
+	case notObserved:
+		fmt.Fprintf(w, "  <not observed: %s>\n", oneLine(err.Error()))
+		return nil
+	case err != nil:
+		fmt.Fprintf(w, "  <unavailable: could not observe the host: %s>\n", oneLine(err.Error()))
+		return nil
+	case len(rep.Differences) == 0:
+		fmt.Fprintln(w, "  in sync")
+		return nil
+	}
+	tw := newTable(w)
+	row(tw, "  FIELD", "WANT", "HAVE")
+	for _, d := range rep.Differences {
+		row(tw, "  "+d.Field, oneLine(d.Want), oneLine(d.Have))
 	}
 	return tw.Flush()
 }

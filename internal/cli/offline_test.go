@@ -147,6 +147,8 @@ func TestUsageErrors(t *testing.T) {
 		{"get"},
 		{"describe", "tenant"},
 		{"delete", "tenant"},
+		{"reconcile", "tenant"},
+		{"reconcile", "widget", "acme"},
 		{"delete", "tenant", "acme", "-f", "testdata/site"},
 		{"apply", "extra-arg", "-f", "testdata/site"},
 		{"no-such-command"},

@@ -48,15 +48,22 @@ type probe func(ctx context.Context, t waitTarget) observation
 // Stalled, or the timeout passes; it prints one line per state change.
 func (a *app) waitReady(ctx context.Context, c *client.Client, targets []waitTarget, timeout time.Duration) error {
 	return a.waitFor(ctx, targets, timeout, "Ready", func(ctx context.Context, t waitTarget) observation {
-		head, err := getHead(ctx, c, t)
-		if client.IsNotFound(err) {
-			return observation{phaseFailed, "NotFound (the resource was deleted)"}
-		}
-		if err != nil {
-			return observation{phasePending, "Unknown (" + err.Error() + ")"}
-		}
-		return assessReady(head, t.generation)
+		obs, _ := lookReady(ctx, c, t)
+		return obs
 	})
+}
+
+// lookReady reads t and judges it against its generation; head is nil when
+// the resource could not be read.
+func lookReady(ctx context.Context, c *client.Client, t waitTarget) (observation, *resourceHead) {
+	head, err := getHead(ctx, c, t)
+	if client.IsNotFound(err) {
+		return observation{phaseFailed, "NotFound (the resource was deleted)"}, nil
+	}
+	if err != nil {
+		return observation{phasePending, "Unknown (" + err.Error() + ")"}, nil
+	}
+	return assessReady(head, t.generation), &head
 }
 
 // waitGone polls targets until each is gone from the store.

@@ -117,6 +117,10 @@ func (e *APIError) Error() string {
 // IsNotFound reports whether err is an API answer 404.
 func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 
+// IsNotImplemented reports whether err is an API answer 501: the daemon
+// does not do that (observe the host, run controllers).
+func IsNotImplemented(err error) bool { return hasStatus(err, http.StatusNotImplemented) }
+
 // IsConflict reports whether err is an API answer 409.
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
@@ -247,6 +251,24 @@ func (c *Client) Revisions(ctx context.Context, kind v1alpha1.Kind, name string)
 	var revs []api.RevisionItem
 	err := c.do(ctx, http.MethodGet, itemPath(kind, name)+"/revisions", nil, nil, &revs)
 	return revs, err
+}
+
+// Drift looks at the host for a resource now, through wcpd, and returns how
+// it differs from the spec (GET .../drift). It changes nothing; a daemon
+// that does not observe the host answers 501 (IsNotImplemented).
+func (c *Client) Drift(ctx context.Context, kind v1alpha1.Kind, name string) (api.DriftReport, error) {
+	var rep api.DriftReport
+	err := c.do(ctx, http.MethodGet, itemPath(kind, name)+"/drift", nil, nil, &rep)
+	return rep, err
+}
+
+// Reconcile asks wcpd to reconcile a resource now (POST .../reconcile), as
+// its controller would on a change or a resync. It returns when the request
+// is queued, not when the reconcile is done.
+func (c *Client) Reconcile(ctx context.Context, kind v1alpha1.Kind, name string) (api.ReconcileResponse, error) {
+	var resp api.ReconcileResponse
+	err := c.do(ctx, http.MethodPost, itemPath(kind, name)+"/reconcile", nil, nil, &resp)
+	return resp, err
 }
 
 // serverSet are the metadata fields only wcpd writes; a manifest may carry

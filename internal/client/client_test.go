@@ -16,6 +16,7 @@ import (
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/client"
 	"github.com/wcp360/wcp360/internal/client/clienttest"
+	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
@@ -119,6 +120,13 @@ func roundTrip(t *testing.T, c *client.Client, name string) {
 	if _, err := c.Events(ctx, v1alpha1.KindTenant, name); err != nil {
 		t.Fatalf("Events: %v", err)
 	}
+	rec, err := c.Reconcile(ctx, v1alpha1.KindTenant, name)
+	if err != nil || rec.RequestedAt.IsZero() || !strings.Contains(string(rec.Object), `"name":"`+name+`"`) {
+		t.Fatalf("Reconcile = %+v, %v; want the time of the request and the object", rec, err)
+	}
+	if _, err := c.Drift(ctx, v1alpha1.KindTenant, name); !client.IsNotImplemented(err) {
+		t.Fatalf("Drift of a daemon that does not observe the host: err = %v, want 501", err)
+	}
 	changed := tenant(name, map[string]string{"plan": "gold"})
 	changed.Spec.DisplayName = "changed"
 	if _, err := c.Apply(ctx, changed, false); err != nil {
@@ -140,6 +148,33 @@ func roundTrip(t *testing.T, c *client.Client, name string) {
 	raw, err := c.Delete(ctx, v1alpha1.KindTenant, name, false)
 	if err != nil || !strings.Contains(string(raw), `"deletionTimestamp"`) {
 		t.Fatalf("Delete = %s, %v; want the object marked for deletion", raw, err)
+	}
+}
+
+// shellObserver sees every tenant's shell changed by hand.
+type shellObserver struct{}
+
+func (shellObserver) Observe(context.Context, v1alpha1.Kind, string) ([]host.Difference, error) {
+	return []host.Difference{{Field: "shell", Want: "/usr/sbin/nologin", Have: "/bin/bash"}}, nil
+}
+
+func TestDrift(t *testing.T) {
+	d := clienttest.StartWith(t, clienttest.Options{Observer: shellObserver{}})
+	c := client.New(d.Socket)
+	ctx := testContext(t)
+	if _, err := c.Apply(ctx, tenant("acme", nil), false); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Drift(ctx, v1alpha1.KindTenant, "acme")
+	if err != nil || rep.ObservedAt.IsZero() || len(rep.Differences) != 1 ||
+		rep.Differences[0].String() != "shell: want /usr/sbin/nologin, have /bin/bash" {
+		t.Fatalf("Drift = %+v, %v; want the shell difference", rep, err)
+	}
+	if _, err := c.Drift(ctx, v1alpha1.KindTenant, "nobody"); !client.IsNotFound(err) {
+		t.Errorf("Drift of a missing tenant: err = %v, want 404", err)
+	}
+	if _, err := c.Reconcile(ctx, v1alpha1.KindTenant, "nobody"); !client.IsNotFound(err) {
+		t.Errorf("Reconcile of a missing tenant: err = %v, want 404", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/wcp360/wcp360/controllers"
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/config"
+	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/host/snapshot"
 	tenanthost "github.com/wcp360/wcp360/internal/host/tenant"
 	"github.com/wcp360/wcp360/internal/host/users"
@@ -84,14 +85,18 @@ func (d *daemonState) serve(ctx context.Context) error {
 		return failureErr(err)
 	}
 
-	if err := d.startControllers(st); err != nil {
+	// The controllers before the API: its drift and reconcile requests go
+	// to their observer and queues, which must be whole by the first request.
+	hooks, err := d.startControllers(st)
+	if err != nil {
 		_ = ln.Close()
 		return failureErr(err)
 	}
 
 	srv := &http.Server{
 		Handler: api.NewServer(api.Options{
-			Store: st, Logger: d.log, Node: cfg.Node, Version: version.Version,
+			Store: st, Logger: d.log, Node: cfg.Node, Version: version.Version, Clock: time.Now,
+			Observer: hooks.observer, Enqueue: hooks.enqueue,
 			Checks: map[string]func(context.Context) error{"listener": func(context.Context) error {
 				if !d.mgr.Ready() {
 					return errors.New("LISTEN connection is down; resync will catch up when it is back")
@@ -105,8 +110,17 @@ func (d *daemonState) serve(ctx context.Context) error {
 	return d.run(ctx, srv, ln)
 }
 
-// startControllers builds the manager and one controller per kind.
-func (d *daemonState) startControllers(st *store.Store) error {
+// controllerHooks is what the API reaches the controllers through.
+type controllerHooks struct {
+	// observer looks at the host as the controllers' steps do (GET .../drift).
+	observer api.Observer
+	// enqueue asks a kind's controller to reconcile a resource now.
+	enqueue func(kind v1alpha1.Kind, name string)
+}
+
+// startControllers builds the manager and one controller per kind, and the
+// hooks the API reaches them through; the hooks are usable once it returns.
+func (d *daemonState) startControllers(st *store.Store) (controllerHooks, error) {
 	cfg := d.cfg
 	d.mgr = reconcile.NewManager(reconcile.ManagerOptions{
 		Logger:          d.log,
@@ -114,6 +128,10 @@ func (d *daemonState) startControllers(st *store.Store) error {
 		ApplicationName: "wcpd-listener-" + cfg.Node,
 		ResyncInterval:  cfg.Controllers.ResyncInterval,
 	})
+	// enqueue is handed to the controllers (a Ready tenant wakes its
+	// domains) before byKind is filled, but neither they nor the API call it
+	// before this function has returned; nothing writes byKind after that,
+	// so its reads need no lock.
 	byKind := map[v1alpha1.Kind]*reconcile.Controller{}
 	enqueue := func(k v1alpha1.Kind, name string) {
 		if c := byKind[k]; c != nil {
@@ -122,21 +140,40 @@ func (d *daemonState) startControllers(st *store.Store) error {
 	}
 	steps, err := d.hostSteps()
 	if err != nil {
-		return err
+		return controllerHooks{}, err
 	}
-	for _, c := range controllers.New(controllers.Options{
+	opts := controllers.Options{
 		Store: st, Node: cfg.Node, Logger: d.log, Clock: time.Now, Enqueue: enqueue, Steps: steps,
-	}) {
+	}
+	for _, c := range controllers.New(opts) {
 		rc, err := reconcile.New(d.controllerOptions(c))
 		if err != nil {
-			return fmt.Errorf("controller %s: %w", c.Name, err)
+			return controllerHooks{}, fmt.Errorf("controller %s: %w", c.Name, err)
 		}
 		byKind[c.Kind] = rc
 		if err := d.mgr.Add(rc); err != nil {
-			return fmt.Errorf("controller %s: %w", c.Name, err)
+			return controllerHooks{}, fmt.Errorf("controller %s: %w", c.Name, err)
 		}
 	}
-	return nil
+	return controllerHooks{
+		observer: hostObserver{obs: controllers.NewObserver(opts), steps: steps},
+		enqueue:  enqueue,
+	}, nil
+}
+
+// hostObserver is the controllers' observer for the kinds this build has
+// host steps for; of the others it says they are not observed, rather than
+// that they are in sync.
+type hostObserver struct {
+	obs   *controllers.Observer
+	steps map[v1alpha1.Kind][]controllers.Step
+}
+
+func (h hostObserver) Observe(ctx context.Context, kind v1alpha1.Kind, name string) ([]host.Difference, error) {
+	if len(h.steps[kind]) == 0 {
+		return nil, fmt.Errorf("%w: this build of wcpd has no host steps for %s resources", api.ErrNotObserved, kind)
+	}
+	return h.obs.Observe(ctx, kind, name)
 }
 
 // hostSteps builds the host drivers each kind converges through.

@@ -85,11 +85,17 @@ log:
 
 func startDaemon(t *testing.T) *daemonUnderTest {
 	t.Helper()
+	return startDaemonWith(t, func(cfg string) string { return cfg })
+}
+
+// startDaemonWith starts a daemon whose configuration is edit(baseConfig).
+func startDaemonWith(t *testing.T, edit func(cfg string) string) *daemonUnderTest {
+	t.Helper()
 	dir := t.TempDir()
 	d := &daemonUnderTest{t: t, dir: dir, cfgPath: filepath.Join(dir, "wcpd.yaml"),
 		socket: filepath.Join(dir, "wcpd.sock"), dbURL: pgtest.New(t),
 		sigs: make(chan os.Signal, 4), logs: &syncBuffer{}, done: make(chan int, 1)}
-	writeConfig(t, d.cfgPath, baseConfig(dir, d.dbURL, ""))
+	writeConfig(t, d.cfgPath, edit(baseConfig(dir, d.dbURL, "")))
 	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)

@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,10 +35,37 @@ type Daemon struct {
 	URL string
 	// Store is the daemon's store, for writes only a controller makes.
 	Store *store.Store
+
+	mu       sync.Mutex
+	enqueued []Key
+	kick     chan struct{} // an enqueue wakes the stand-in controller
+}
+
+// Key names one resource.
+type Key struct {
+	Kind v1alpha1.Kind
+	Name string
+}
+
+// Options configure a test daemon.
+type Options struct {
+	// Observer answers GET .../drift; nil answers 501, as a daemon that does
+	// not observe the host.
+	Observer api.Observer
+	// NoControllers answers POST .../reconcile with 501, as a daemon without
+	// controllers. Otherwise a reconcile request is recorded (Enqueued) and
+	// wakes the stand-in controller of RunController at once.
+	NoControllers bool
 }
 
 // Start runs a daemon for tb; everything is stopped and dropped when tb ends.
 func Start(tb testing.TB) *Daemon {
+	tb.Helper()
+	return StartWith(tb, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, opts Options) *Daemon {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -48,8 +77,12 @@ func Start(tb testing.TB) *Daemon {
 	if err := st.MigrateUp(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
-	h := api.NewServer(api.Options{Store: st, Logger: testLogger(tb), Node: Node, Version: "test"}).Handler()
-	d := &Daemon{Store: st, Socket: socketPath(tb)}
+	d := &Daemon{Store: st, Socket: socketPath(tb), kick: make(chan struct{}, 1)}
+	ao := api.Options{Store: st, Logger: testLogger(tb), Node: Node, Version: "test", Observer: opts.Observer}
+	if !opts.NoControllers {
+		ao.Enqueue = d.enqueue
+	}
+	h := api.NewServer(ao).Handler()
 	l, err := net.Listen("unix", d.Socket)
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
@@ -63,6 +96,24 @@ func Start(tb testing.TB) *Daemon {
 	tb.Cleanup(tcp.Close)
 	d.URL = tcp.URL
 	return d
+}
+
+// enqueue records a reconcile request and wakes the stand-in controller.
+func (d *Daemon) enqueue(kind v1alpha1.Kind, name string) {
+	d.mu.Lock()
+	d.enqueued = append(d.enqueued, Key{Kind: kind, Name: name})
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default: // a pass is due already
+	}
+}
+
+// Enqueued lists the reconcile requests the API made, oldest first.
+func (d *Daemon) Enqueued() []Key {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.enqueued)
 }
 
 // socketPath is a path short enough for a unix socket (108 bytes), which

@@ -22,8 +22,12 @@ const StallLabel = "test.wcp360.io/stall"
 //     generation, and Ready the next;
 //   - a Domain or Database waits (Ready=False, WaitingForTenant) until its
 //     Tenant is Ready at the start of a pass, then is Ready;
-//   - a resource labelled StallLabel is Stalled;
+//   - a resource labelled StallLabel is Stalled, with a Warning event
+//     (reason: the label's value) each pass, as a failing step makes;
 //   - a resource marked for deletion is removed from the store.
+//
+// A pass runs at once, then every interval, and whenever the API is asked
+// to reconcile something (POST .../reconcile).
 func (d *Daemon) RunController(tb testing.TB, every time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -40,10 +44,14 @@ func (d *Daemon) RunController(tb testing.TB, every time.Duration) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-d.kick:
 			}
 		}
 	}()
 }
+
+// stallMessage is the message of a stalled resource's condition and events.
+const stallMessage = "the stand-in controller was told to stall"
 
 // reconcileAll is one pass over every resource.
 func (d *Daemon) reconcileAll(ctx context.Context) error {
@@ -78,6 +86,12 @@ func (d *Daemon) reconcileOne(ctx context.Context, r store.Resource, readyTenant
 		return err
 	}
 	conds, observed := desiredStatus(r, readyTenants)
+	if reason := r.Labels[StallLabel]; reason != "" {
+		if err := d.Store.RecordEvent(ctx, store.Event{Kind: r.Kind, Name: r.Name, Type: store.EventWarning,
+			Reason: reason, Message: stallMessage}); err != nil {
+			return err
+		}
+	}
 	if sameStatus(r, conds, observed) {
 		return nil
 	}
@@ -88,7 +102,7 @@ func (d *Daemon) reconcileOne(ctx context.Context, r store.Resource, readyTenant
 func desiredStatus(r store.Resource, readyTenants map[string]bool) ([]v1alpha1.Condition, int64) {
 	switch {
 	case r.Labels[StallLabel] != "":
-		msg := "the stand-in controller was told to stall"
+		msg := stallMessage
 		return []v1alpha1.Condition{
 			Condition(v1alpha1.ConditionReady, v1alpha1.ConditionFalse, r.Labels[StallLabel], msg),
 			Condition(v1alpha1.ConditionStalled, v1alpha1.ConditionTrue, r.Labels[StallLabel], msg),
