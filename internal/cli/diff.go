@@ -26,8 +26,11 @@ func (a *app) diffCommand() *cobra.Command {
 		Use:   "diff -f FILE|DIR|-",
 		Short: "Show what apply would change (a server-side dry run)",
 		Long: `Diff asks wcpd to dry-run the apply of every manifest and prints the
-field-level changes per resource. Exit status: 0 no differences, 1 differences,
-2 or more on an error.`,
+field-level changes per resource. For a resource that exists, it also shows
+how the host differs from its stored spec right now (drift: "~ host shell:
+want /usr/sbin/nologin, have /bin/bash"), which the next reconcile corrects
+or, under driftPolicy report, leaves. Exit status: 0 no differences,
+1 differences, 2 or more on an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runDiff(cmd.Context(), files) },
 	}
@@ -60,6 +63,11 @@ func (a *app) runDiff(ctx context.Context, files fileFlags) error {
 		default:
 			noteNewTenant(m.obj, resp, newTenants)
 			found = a.printDiff(m.obj, resp) || found
+			if resp.Outcome != api.OutcomeCreated {
+				drift, err := a.printHostDrift(ctx, c, m.obj)
+				found = found || drift
+				failed = failed || err != nil
+			}
 		}
 	}
 	switch {
@@ -86,6 +94,28 @@ func (a *app) printDiff(obj v1alpha1.Object, resp api.ApplyResponse) bool {
 		fmt.Fprintln(a.env.Stdout, line)
 	}
 	return true
+}
+
+// printHostDrift prints how the host differs from the stored spec of an
+// existing resource. A kind the daemon has no host steps for has nothing to
+// show.
+func (a *app) printHostDrift(ctx context.Context, c *client.Client, obj v1alpha1.Object) (bool, error) {
+	r := objRef(obj)
+	rep, err := c.Drift(ctx, obj.GetKind(), obj.GetMeta().Name)
+	switch {
+	case client.IsNotImplemented(err):
+		return false, nil
+	case err != nil:
+		a.printError(fmt.Errorf("could not observe the host: %w", err), r)
+		return false, err
+	case len(rep.Differences) == 0:
+		return false, nil
+	}
+	fmt.Fprintf(a.env.Stdout, "--- %s (host)\n+++ %s (stored spec)\n", r, r)
+	for _, d := range rep.Differences {
+		fmt.Fprintf(a.env.Stdout, "~ host %s\n", d)
+	}
+	return true, nil
 }
 
 // changeLines renders the changes of a configured resource. When the

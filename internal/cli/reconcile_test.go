@@ -216,3 +216,24 @@ func waitStalled(t *testing.T, d *clienttest.Daemon, name string) {
 	}
 	t.Fatalf("tenant %s not Stalled within 30s", name)
 }
+
+func TestDiffShowsHostDrift(t *testing.T) {
+	dir := t.TempDir()
+	d := clienttest.StartWith(t, clienttest.Options{Observer: homeObserver{dir: dir}})
+	wcp := invocation{socket: d.Socket}
+	mustSucceed(t, wcp.run(t, "apply", "-f", "testdata/nested/a.yml"))
+	if err := os.Mkdir(filepath.Join(dir, "alpha"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if r := wcp.run(t, "diff", "-f", "testdata/nested/a.yml"); r.code != 0 || r.stdout != "" {
+		t.Fatalf("diff of an applied manifest on a host in sync: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.Chmod(filepath.Join(dir, "alpha"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := wcp.run(t, "diff", "-f", "testdata/nested/a.yml")
+	want := "--- tenant/alpha (host)\n+++ tenant/alpha (stored spec)\n~ host home mode: want 0750, have 0777\n"
+	if r.code != 1 || r.stdout != want {
+		t.Errorf("diff with host drift: exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+}
