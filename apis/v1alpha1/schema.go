@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"encoding"
 	"fmt"
+	suggestpkg "github.com/wcp360/wcp360/internal/suggest"
 	"reflect"
 	"strings"
 	"sync"
@@ -270,7 +271,7 @@ func suggest(got string, known []string, refused map[string]string, parent Path)
 		if strings.EqualFold(k, got) {
 			return fmt.Sprintf(" (did you mean %q?)", k)
 		}
-		if dist := editDistance(strings.ToLower(got), strings.ToLower(k)); dist < bestDist {
+		if dist := suggestpkg.Distance(strings.ToLower(got), strings.ToLower(k)); dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}
@@ -278,28 +279,4 @@ func suggest(got string, known []string, refused map[string]string, parent Path)
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return " (known fields: " + strings.Join(usable, ", ") + ")"
-}
-
-// editDistance is the Levenshtein distance of two short strings.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return max(len(a), len(b))
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -232,12 +232,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind)
 		s.storeError(w, err)
 		return
 	}
-	b, err := ResourceJSON(row)
-	if err != nil {
-		s.internalError(w, err)
-		return
-	}
-	writeRaw(w, http.StatusOK, b)
+	s.writeResource(w, http.StatusOK, row)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
@@ -321,12 +316,17 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, kind v1alpha1.Ki
 		s.storeError(w, err)
 		return
 	}
+	s.writeResource(w, http.StatusAccepted, row)
+}
+
+// writeResource answers with one resource as a manifest.
+func (s *Server) writeResource(w http.ResponseWriter, code int, row store.Resource) {
 	b, err := ResourceJSON(row)
 	if err != nil {
 		s.internalError(w, err)
 		return
 	}
-	writeRaw(w, http.StatusAccepted, b)
+	writeRaw(w, code, b)
 }
 
 func dryRun(r *http.Request) bool {

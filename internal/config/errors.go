@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	suggestpkg "github.com/wcp360/wcp360/internal/suggest"
 	"strings"
 )
 
@@ -87,7 +88,7 @@ func (es *Errors) add(key string, class error, msg string) {
 func suggest(s string, candidates []string) string {
 	best, bestDist := "", 0
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
+		d := suggestpkg.Distance(strings.ToLower(s), strings.ToLower(c))
 		if best == "" || d < bestDist {
 			best, bestDist = c, d
 		}
@@ -96,28 +97,4 @@ func suggest(s string, candidates []string) string {
 		return ""
 	}
 	return " (did you mean " + quote(best) + "?)"
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return max(len(a), len(b))
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
