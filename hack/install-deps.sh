@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # Packages the tests and the demo use: the PostgreSQL server (initdb/pg_ctl
 # for the ephemeral test clusters), psql, and a C toolchain for cgo/-race.
-PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2)
+PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2
+	nginx php-fpm php-cli curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,8 +25,17 @@ if ((${#missing[@]} > 0)); then
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	# The postgresql package starts a system cluster where it can; we do not use it.
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	# Packages such as nginx, php-fpm and postgresql start their services on
+	# install; WCP360 runs its own instances (tests in sandboxes), so keep
+	# them from starting, unless the machine already has a policy.
+	own_policy=
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" || { [[ -n $own_policy ]] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+	[[ -n $own_policy ]] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # Go: /usr/local/go is where the official toolchain lives on our machines.
