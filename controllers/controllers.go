@@ -48,6 +48,13 @@ type Step interface {
 	Remove(ctx context.Context, row store.Resource) error
 }
 
+// PartReporter is a Step that reports its own condition (Vhost, PHP, ...),
+// so a resource converged by several parts says which part failed.
+type PartReporter interface {
+	// ConditionType is the condition the step owns.
+	ConditionType() string
+}
+
 // StatusReporter is a Step that adds what it observed to the status
 // (a tenant's uid and home, say).
 type StatusReporter interface {
@@ -273,6 +280,11 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		st.Conditions = conditions.Remove(st.Conditions, v1alpha1.ConditionDrifted)
 	}
 	for _, s := range r.steps {
+		if p, ok := s.(PartReporter); ok {
+			st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: p.ConditionType(),
+				Status: v1alpha1.ConditionTrue, Reason: ReasonConverged, Message: "the host matches the spec",
+				ObservedGeneration: row.Generation}, now)
+		}
 		if rep, ok := s.(StatusReporter); ok {
 			if err := rep.ReportStatus(ctx, row, &st); err != nil {
 				return r.stepFailed(ctx, row, st, s, "report status", err)
@@ -305,6 +317,10 @@ func (r *resourceReconciler) stepFailed(ctx context.Context, row store.Resource,
 	msg := fmt.Sprintf("%s %s: %v", s.Name(), what, err)
 	now := r.opts.Clock().UTC()
 	st.Conditions = conditions.MarkNotReady(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
+	if p, ok := s.(PartReporter); ok {
+		st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: p.ConditionType(),
+			Status: v1alpha1.ConditionFalse, Reason: ReasonStepFailed, Message: msg, ObservedGeneration: row.Generation}, now)
+	}
 	if reconcile.IsTerminal(err) {
 		st.Conditions = conditions.MarkStalled(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
 	}

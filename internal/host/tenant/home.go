@@ -2,9 +2,8 @@ package tenant
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"github.com/wcp360/wcp360/internal/host/safefs"
 	"io/fs"
 	"os"
 	"path"
@@ -78,174 +77,23 @@ func layout(keys []string) []entry {
 		entry{rel: authorizedKeys, rootOwned: true, mode: 0o640, content: b.Bytes()})
 }
 
-// homeFS does every operation relative to file descriptors opened without
-// following symlinks, so a symlink planted anywhere on the way is refused
-// rather than followed out of the home.
+// homeFS is the homes' parent, changed only through safefs.
 type homeFS struct {
-	wwwRoot string // /srv/www
+	safefs.FS
+	wwwRoot string
 }
+
+func newHomeFS(wwwRoot string) homeFS { return homeFS{FS: safefs.FS{Root: wwwRoot}, wwwRoot: wwwRoot} }
 
 // ErrSymlink is a symlink found where the layout wants a directory or file.
-var ErrSymlink = errors.New("is a symlink; WCP360 does not follow symlinks in a home: remove it")
-
-// openDir opens wwwRoot/rel as a directory, refusing symlinks on the way.
-// wwwRoot itself may be a symlink (an admin's choice of disk).
-func (h homeFS) openDir(rel string) (int, error) {
-	fd, err := unix.Open(h.wwwRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: h.wwwRoot, Err: err}
-	}
-	if rel == "" {
-		return fd, nil
-	}
-	for part := range strings.SplitSeq(rel, "/") {
-		next, err := unix.Openat(fd, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		_ = unix.Close(fd)
-		if err != nil {
-			return -1, h.pathErr("open", rel, err)
-		}
-		fd = next
-	}
-	return fd, nil
-}
-
-func (h homeFS) pathErr(op, rel string, err error) error {
-	p := path.Join(h.wwwRoot, rel)
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s %w", p, ErrSymlink)
-		}
-	}
-	return &fs.PathError{Op: op, Path: p, Err: err}
-}
-
-// stat describes wwwRoot/rel without following a final symlink; ok is
-// false when it does not exist.
-func (h homeFS) stat(rel string) (st unix.Stat_t, ok bool, err error) {
-	dir, base := path.Split(rel)
-	fd, err := h.openDir(strings.TrimSuffix(dir, "/"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, err
-	}
-	defer unix.Close(fd) //nolint:errcheck // read-only descriptor
-	err = unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, h.pathErr("stat", rel, err)
-	}
-	return st, true, nil
-}
-
-func (h homeFS) readFile(rel string) ([]byte, error) {
-	dir, base := path.Split(rel)
-	dfd, err := h.openDir(strings.TrimSuffix(dir, "/"))
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd) //nolint:errcheck // read-only descriptor
-	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, h.pathErr("open", rel, err)
-	}
-	f := os.NewFile(uintptr(fd), path.Join(h.wwwRoot, rel))
-	defer f.Close() //nolint:errcheck // read-only
-	return io.ReadAll(io.LimitReader(f, 1<<20))
-}
-
-// ensureDir makes wwwRoot/rel a directory with exactly mode, uid and gid.
-func (h homeFS) ensureDir(rel string, mode fs.FileMode, uid, gid int) error {
-	dir, base := path.Split(rel)
-	pfd, err := h.openDir(strings.TrimSuffix(dir, "/"))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)                //nolint:errcheck // directory descriptor
-	err = unix.Mkdirat(pfd, base, 0o700) // tightened first, opened up below
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return h.pathErr("mkdir", rel, err)
-	}
-	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return h.pathErr("open", rel, err)
-	}
-	defer unix.Close(fd) //nolint:errcheck // directory descriptor
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return h.pathErr("chown", rel, err)
-	}
-	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
-		return h.pathErr("chmod", rel, err)
-	}
-	return nil
-}
-
-// writeFile replaces wwwRoot/rel atomically with content, mode, uid, gid.
-func (h homeFS) writeFile(rel string, content []byte, mode fs.FileMode, uid, gid int) error {
-	dir, base := path.Split(rel)
-	pfd, err := h.openDir(strings.TrimSuffix(dir, "/"))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd) //nolint:errcheck // directory descriptor
-	tmp := "." + base + ".wcp360-new"
-	_ = unix.Unlinkat(pfd, tmp, 0)
-	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return h.pathErr("create", rel, err)
-	}
-	f := os.NewFile(uintptr(fd), tmp)
-	werr := func() error {
-		if _, err := f.Write(content); err != nil {
-			return err
-		}
-		if err := f.Chown(uid, gid); err != nil {
-			return err
-		}
-		if err := f.Chmod(mode.Perm()); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = unix.Renameat(pfd, tmp, pfd, base)
-	}
-	if werr != nil {
-		_ = unix.Unlinkat(pfd, tmp, 0)
-		return h.pathErr("write", rel, werr)
-	}
-	return unix.Fsync(pfd)
-}
-
-// remove deletes the file wwwRoot/rel if it exists.
-func (h homeFS) remove(rel string) error {
-	dir, base := path.Split(rel)
-	pfd, err := h.openDir(strings.TrimSuffix(dir, "/"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd) //nolint:errcheck // directory descriptor
-	if err := unix.Unlinkat(pfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return h.pathErr("remove", rel, err)
-	}
-	return nil
-}
+var ErrSymlink = safefs.ErrSymlink
 
 // observeHome lists how the home of tenant (uid, gid) differs from the layout.
 func (h homeFS) observeHome(tenant string, uid, gid int, keys []string) ([]host.Difference, error) {
 	var ds []host.Difference
 	for _, e := range layout(keys) {
 		rel := path.Join(tenant, e.rel)
-		st, ok, err := h.stat(rel)
+		st, ok, err := h.Stat(rel)
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +131,7 @@ func (h homeFS) observeHome(tenant string, uid, gid int, keys []string) ([]host.
 			ds = append(ds, host.Difference{Field: e.name() + " mode", Want: fmt.Sprintf("%04o", e.mode), Have: fmt.Sprintf("%04o", got)})
 		}
 		if !e.dir {
-			b, err := h.readFile(rel)
+			b, err := h.ReadFile(rel)
 			if err != nil {
 				return nil, err
 			}
@@ -310,11 +158,11 @@ func (h homeFS) applyHome(tenant string, uid, gid int, keys []string) error {
 		var err error
 		switch {
 		case e.absent:
-			err = h.remove(rel)
+			err = h.Remove(rel)
 		case e.dir:
-			err = h.ensureDir(rel, e.mode, owner, gid)
+			err = h.EnsureDir(rel, e.mode, owner, gid)
 		default:
-			err = h.writeFile(rel, e.content, e.mode, owner, gid)
+			err = h.WriteFile(rel, e.content, e.mode, owner, gid)
 		}
 		if err != nil {
 			return err

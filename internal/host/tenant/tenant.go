@@ -102,7 +102,7 @@ func New(opts Options) (*Step, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Step{opts: opts, home: homeFS{wwwRoot: opts.WWWRoot}}, nil
+	return &Step{opts: opts, home: newHomeFS(opts.WWWRoot)}, nil
 }
 
 // Name names the step in conditions and events.
