@@ -1,0 +1,218 @@
+package domain
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/reconcile"
+	"github.com/wcp360/wcp360/internal/store"
+)
+
+// TLS is the part that puts the certificate nginx serves for a domain in
+// place: until the ACME issue lands, modes acme and selfsigned get a
+// self-signed certificate for all the domain's names (so the HTTPS site and
+// nginx's configuration stay valid), mode provided gets the spec's
+// certificate after checking it, mode none gets none.
+type TLS struct {
+	Store Store
+	// Dir holds Dir/<domain>/fullchain.pem and privkey.pem (root, 0600).
+	Dir   string
+	Clock func() time.Time
+}
+
+// Renewal margin of the self-signed placeholder.
+const selfSignedLifetime, selfSignedRenewBefore = 90 * 24 * time.Hour, 30 * 24 * time.Hour
+
+// Name names the part in events.
+func (p *TLS) Name() string { return "tls" }
+
+// ConditionType is the part's condition.
+func (p *TLS) ConditionType() string { return "TLS" }
+
+// Files are a domain's certificate files and whether browsers trust them.
+type Files struct {
+	CertFile, KeyFile string
+	Trusted           bool
+}
+
+// FilesFor is where the certificate of d lives (nil for mode none).
+func (p *TLS) FilesFor(d Desired) *Files {
+	switch d.Spec.TLS.Mode {
+	case v1alpha1.TLSNone:
+		return nil
+	case v1alpha1.TLSProvided:
+		return &Files{CertFile: p.certPath(d.Domain), KeyFile: p.keyPath(d.Domain), Trusted: true}
+	case v1alpha1.TLSACME, v1alpha1.TLSSelfSigned:
+	}
+	return &Files{CertFile: p.certPath(d.Domain), KeyFile: p.keyPath(d.Domain)}
+}
+
+func (p *TLS) certPath(domain string) string { return filepath.Join(p.Dir, domain, "fullchain.pem") }
+func (p *TLS) keyPath(domain string) string  { return filepath.Join(p.Dir, domain, "privkey.pem") }
+
+// Observe checks the files are there and fit the spec.
+func (p *TLS) Observe(ctx context.Context, row store.Resource) ([]host.Difference, error) {
+	d, err := Resolve(ctx, p.Store, row)
+	if err != nil {
+		return nil, err
+	}
+	if d.Spec.TLS.Mode == v1alpha1.TLSNone {
+		return nil, nil
+	}
+	certPEM, err1 := os.ReadFile(p.certPath(d.Domain))
+	keyPEM, err2 := os.ReadFile(p.keyPath(d.Domain))
+	if err1 != nil || err2 != nil {
+		for _, err := range []error{err1, err2} {
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
+		return []host.Difference{{Field: "certificate", Want: "present", Have: "absent"}}, nil
+	}
+	if d.Spec.TLS.Mode == v1alpha1.TLSProvided {
+		pr := d.Spec.TLS.Provided
+		if pr == nil || !bytes.Equal(certPEM, []byte(pr.CertificatePEM)) || !bytes.Equal(keyPEM, []byte(pr.PrivateKeyPEM)) {
+			return []host.Difference{{Field: "certificate", Want: "the provided certificate", Have: "another"}}, nil
+		}
+		return nil, nil
+	}
+	cert, err := parseCert(certPEM, keyPEM)
+	switch {
+	case err != nil:
+		return []host.Difference{{Field: "certificate", Want: "a valid self-signed certificate", Have: err.Error()}}, nil //nolint:nilerr // an unusable file is a difference, not a failure to observe
+	case !coversAll(cert, d.ServerNames):
+		return []host.Difference{{Field: "certificate names", Want: fmt.Sprint(d.ServerNames), Have: fmt.Sprint(cert.DNSNames)}}, nil
+	case cert.NotAfter.Before(p.Clock().Add(selfSignedRenewBefore)):
+		return []host.Difference{{Field: "certificate expiry", Want: "after " + p.Clock().Add(selfSignedRenewBefore).Format(time.DateOnly),
+			Have: cert.NotAfter.Format(time.DateOnly)}}, nil
+	}
+	return nil, nil
+}
+
+// Apply writes the certificate and key.
+func (p *TLS) Apply(ctx context.Context, row store.Resource, _ []host.Difference) (string, error) {
+	d, err := Resolve(ctx, p.Store, row)
+	if err != nil {
+		return "", err
+	}
+	var certPEM, keyPEM []byte
+	if d.Spec.TLS.Mode == v1alpha1.TLSProvided {
+		pr := d.Spec.TLS.Provided
+		if pr == nil {
+			return "", reconcile.Terminal(errors.New("spec.tls.provided is missing"))
+		}
+		cert, err := parseCert([]byte(pr.CertificatePEM), []byte(pr.PrivateKeyPEM))
+		if err != nil {
+			return "", reconcile.Terminal(fmt.Errorf("spec.tls.provided: %w", err))
+		}
+		if !coversAll(cert, d.ServerNames) {
+			return "", reconcile.Terminal(fmt.Errorf("spec.tls.provided: the certificate names %v do not cover %v", cert.DNSNames, d.ServerNames))
+		}
+		if p.Clock().After(cert.NotAfter) {
+			return "", reconcile.Terminal(fmt.Errorf("spec.tls.provided: the certificate expired on %s", cert.NotAfter.Format(time.DateOnly)))
+		}
+		certPEM, keyPEM = []byte(pr.CertificatePEM), []byte(pr.PrivateKeyPEM)
+	} else if certPEM, keyPEM, err = selfSigned(d.ServerNames, p.Clock()); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(p.Dir, d.Domain)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	// Key first: nginx never sees a new certificate with an old key for long.
+	if err := writeAtomic(p.keyPath(d.Domain), keyPEM); err != nil {
+		return "", err
+	}
+	return "", writeAtomic(p.certPath(d.Domain), certPEM)
+}
+
+// Remove deletes the domain's certificate files.
+func (p *TLS) Remove(_ context.Context, row store.Resource) error {
+	return os.RemoveAll(filepath.Join(p.Dir, row.Name))
+}
+
+func parseCert(certPEM, keyPEM []byte) (*x509.Certificate, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate and key: %w", err)
+	}
+	return x509.ParseCertificate(pair.Certificate[0])
+}
+
+func coversAll(cert *x509.Certificate, names []string) bool {
+	for _, n := range names {
+		if cert.VerifyHostname(n) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func selfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"WCP360 self-signed placeholder"}},
+		DNSNames:     slices.Clone(names),
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(selfSignedLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// writeAtomic writes a root-only file: temp file, fsync, rename.
+func writeAtomic(p string, b []byte) error {
+	tmp := p + ".wcp360-new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
