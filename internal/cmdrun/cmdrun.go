@@ -31,6 +31,24 @@ type Cmd struct {
 	// UID/GID run the program as that user when Credential is set.
 	Credential *syscall.Credential
 	Timeout    time.Duration
+	// Setsid starts the program in a new session (and process group) of its
+	// own: it is not in the caller's process group, so it does not get the
+	// caller's terminal signals, and a daemon started with Start lives on
+	// when the caller exits.
+	Setsid bool
+	// UseCgroupFD starts the program inside the cgroup v2 directory open as
+	// CgroupFD (clone3 with CLONE_INTO_CGROUP): it is born there, so none of
+	// its children ever runs outside it.
+	UseCgroupFD bool
+	CgroupFD    int
+}
+
+// sysProcAttr is the SysProcAttr for c, nil when it needs none.
+func (c Cmd) sysProcAttr() *syscall.SysProcAttr {
+	if c.Credential == nil && !c.Setsid && !c.UseCgroupFD {
+		return nil
+	}
+	return &syscall.SysProcAttr{Credential: c.Credential, Setsid: c.Setsid, UseCgroupFD: c.UseCgroupFD, CgroupFD: c.CgroupFD}
 }
 
 // Error is a failed run: the command line, its exit status and output.
@@ -67,9 +85,7 @@ func Run(ctx context.Context, c Cmd) ([]byte, error) {
 	if c.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.Stdin)
 	}
-	if c.Credential != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.Credential}
-	}
+	cmd.SysProcAttr = c.sysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -115,9 +131,7 @@ func Start(ctx context.Context, c Cmd, out io.Writer) (*Process, error) {
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}, c.Env...)
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = out, out
-	if c.Credential != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.Credential}
-	}
+	cmd.SysProcAttr = c.sysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, &Error{Command: c.String(), Err: err}
