@@ -100,8 +100,27 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Controllers tunes the reconcile loops.
 	Controllers Controllers `yaml:"controllers"`
+	// Web is the web server and PHP the host runs the tenants' sites with.
+	Web Web `yaml:"web"`
 	// UIDs is the range tenant users are allocated from.
 	UIDs UIDRange `yaml:"uids"`
+}
+
+// Web is the web server and PHP of the host.
+type Web struct {
+	// Nginx is the nginx binary.
+	Nginx string `yaml:"nginx"`
+	// NginxConfig is nginx's main configuration file; WCP360 adds one
+	// include line to it and changes nothing else.
+	NginxConfig string `yaml:"nginxConfig"`
+	// NginxDir holds WCP360's nginx files: the http include, the default
+	// server and one file per domain in sites/.
+	NginxDir string `yaml:"nginxDir"`
+	// PHPBinDir is where the php-fpm<X.Y> binaries are looked for.
+	PHPBinDir string `yaml:"phpBinDir"`
+	// WebUser is the user nginx's workers run as; it joins every tenant's
+	// group to read the sites.
+	WebUser string `yaml:"webUser"`
 }
 
 // Database says how to reach PostgreSQL.
@@ -205,6 +224,13 @@ func Default() Config {
 			BackoffMax:      5 * time.Minute,
 			RateLimit:       50,
 			RateBurst:       100,
+		},
+		Web: Web{
+			Nginx:       "/usr/sbin/nginx",
+			NginxConfig: "/etc/nginx/nginx.conf",
+			NginxDir:    "/etc/nginx/wcp360",
+			PHPBinDir:   "/usr/sbin",
+			WebUser:     "www-data",
 		},
 		UIDs: UIDRange{Min: 20000, Max: 59999},
 	}

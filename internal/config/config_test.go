@@ -115,6 +115,12 @@ controllers:
   backoffMax: 10m
   rateLimit: 500
   rateBurst: 1000
+web:
+  nginx: /usr/local/sbin/nginx
+  nginxConfig: /usr/local/etc/nginx/nginx.conf
+  nginxDir: /usr/local/etc/nginx/wcp360
+  phpBinDir: /usr/local/sbin
+  webUser: nginx
 uids:
   min: 100000
   max: 199999
@@ -134,6 +140,8 @@ func fullConfig() Config {
 			Workers: 8, ResyncInterval: 90 * time.Minute, ShutdownTimeout: 2 * time.Minute,
 			BackoffBase: 50 * time.Millisecond, BackoffMax: 10 * time.Minute, RateLimit: 500, RateBurst: 1000,
 		},
+		Web: Web{Nginx: "/usr/local/sbin/nginx", NginxConfig: "/usr/local/etc/nginx/nginx.conf", NginxDir: "/usr/local/etc/nginx/wcp360",
+			PHPBinDir: "/usr/local/sbin", WebUser: "nginx"},
 		UIDs: UIDRange{Min: 100000, Max: 199999},
 	}
 }
@@ -726,6 +734,11 @@ func TestEnvVar(t *testing.T) {
 		"controllers.backoffMax":      "WCP_CONTROLLERS_BACKOFF_MAX",
 		"controllers.rateLimit":       "WCP_CONTROLLERS_RATE_LIMIT",
 		"controllers.rateBurst":       "WCP_CONTROLLERS_RATE_BURST",
+		"web.nginx":                   "WCP_WEB_NGINX",
+		"web.nginxConfig":             "WCP_WEB_NGINX_CONFIG",
+		"web.nginxDir":                "WCP_WEB_NGINX_DIR",
+		"web.phpBinDir":               "WCP_WEB_PHP_BIN_DIR",
+		"web.webUser":                 "WCP_WEB_WEB_USER",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
 	}

@@ -57,6 +57,12 @@ func schema() []field {
 		{"controllers.rateLimit", kindInt, true, func(c *Config) any { return &c.Controllers.RateLimit }},
 		{"controllers.rateBurst", kindInt, true, func(c *Config) any { return &c.Controllers.RateBurst }},
 
+		{"web.nginx", kindString, false, func(c *Config) any { return &c.Web.Nginx }},
+		{"web.nginxConfig", kindString, false, func(c *Config) any { return &c.Web.NginxConfig }},
+		{"web.nginxDir", kindString, false, func(c *Config) any { return &c.Web.NginxDir }},
+		{"web.phpBinDir", kindString, false, func(c *Config) any { return &c.Web.PHPBinDir }},
+		{"web.webUser", kindString, false, func(c *Config) any { return &c.Web.WebUser }},
+
 		{"uids.min", kindInt, false, func(c *Config) any { return &c.UIDs.Min }},
 		{"uids.max", kindInt, false, func(c *Config) any { return &c.UIDs.Max }},
 	}

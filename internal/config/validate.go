@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,13 @@ func (c Config) Validate() error {
 	checkIntRange(&es, "controllers.rateLimit", cc.RateLimit, 1, 10000)
 	checkIntRange(&es, "controllers.rateBurst", cc.RateBurst, 1, 100000)
 
+	checkPath(&es, "web.nginx", c.Web.Nginx)
+	checkPath(&es, "web.nginxConfig", c.Web.NginxConfig)
+	checkPath(&es, "web.nginxDir", c.Web.NginxDir)
+	checkPath(&es, "web.phpBinDir", c.Web.PHPBinDir)
+	if !userNameRE.MatchString(c.Web.WebUser) {
+		es.add("web.webUser", ErrInvalidValue, fmt.Sprintf("%q is not a user name", c.Web.WebUser))
+	}
 	minOK := checkIntRange(&es, "uids.min", c.UIDs.Min, minUID, maxUID)
 	maxOK := checkIntRange(&es, "uids.max", c.UIDs.Max, minUID, maxUID)
 	switch {
@@ -166,3 +174,6 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// userNameRE is a POSIX-portable user name as Debian's adduser accepts it.
+var userNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)

@@ -190,6 +190,7 @@ func (d *daemonState) hostSteps() (map[v1alpha1.Kind][]controllers.Step, error) 
 		UIDMin:     cfg.UIDs.Min,
 		UIDMax:     cfg.UIDs.Max,
 		ArchiveDir: filepath.Join(cfg.Paths.StateDir, "archives"),
+		WebUser:    cfg.Web.WebUser,
 		Clock:      time.Now,
 		Logger:     d.log,
 	})
