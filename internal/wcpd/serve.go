@@ -22,6 +22,9 @@ import (
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/config"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/host/domain"
+	"github.com/wcp360/wcp360/internal/host/nginx"
+	"github.com/wcp360/wcp360/internal/host/phpfpm"
 	"github.com/wcp360/wcp360/internal/host/snapshot"
 	tenanthost "github.com/wcp360/wcp360/internal/host/tenant"
 	"github.com/wcp360/wcp360/internal/host/users"
@@ -54,6 +57,7 @@ type daemonState struct {
 	level slog.LevelVar
 	log   *slog.Logger
 	mgr   *reconcile.Manager
+	fpm   *phpfpm.Manager // closed at exit; its masters keep running
 }
 
 func (d *daemonState) newLogger() *slog.Logger {
@@ -138,7 +142,7 @@ func (d *daemonState) startControllers(st *store.Store) (controllerHooks, error)
 			c.Enqueue(name)
 		}
 	}
-	steps, err := d.hostSteps()
+	steps, err := d.hostSteps(st)
 	if err != nil {
 		return controllerHooks{}, err
 	}
@@ -177,7 +181,7 @@ func (h hostObserver) Observe(ctx context.Context, kind v1alpha1.Kind, name stri
 }
 
 // hostSteps builds the host drivers each kind converges through.
-func (d *daemonState) hostSteps() (map[v1alpha1.Kind][]controllers.Step, error) {
+func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controllers.Step, error) {
 	cfg := d.cfg
 	snaps, err := snapshot.New(snapshot.Options{Dir: filepath.Join(cfg.Paths.StateDir, "snapshots")})
 	if err != nil {
@@ -197,7 +201,41 @@ func (d *daemonState) hostSteps() (map[v1alpha1.Kind][]controllers.Step, error) 
 	if err != nil {
 		return nil, err
 	}
-	return map[v1alpha1.Kind][]controllers.Step{v1alpha1.KindTenant: {account}}, nil
+	fpm, err := phpfpm.New(phpfpm.Options{
+		RunDir: filepath.Join(cfg.Paths.RunDir, "php"), ConfDir: filepath.Join(cfg.Paths.ConfigDir, "php-fpm"),
+		BinDir: cfg.Web.PHPBinDir, Snapshots: snaps, WebGroup: cfg.Web.WebUser, Clock: time.Now, Logger: d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("php-fpm: %w", err)
+	}
+	d.fpm = fpm
+	// The masters a previous wcpd started keep serving: take them over.
+	if err := fpm.Adopt(context.Background()); err != nil {
+		d.log.Warn("cannot adopt running PHP-FPM masters; they are restarted as domains converge", "err", err)
+	}
+	web, err := nginx.New(nginx.Options{
+		NginxBin: cfg.Web.Nginx, MainConf: cfg.Web.NginxConfig, Dir: cfg.Web.NginxDir,
+		CustomDir: filepath.Join(cfg.Paths.ConfigDir, "nginx", "custom"),
+		ACMEDir:   filepath.Join(cfg.Paths.StateDir, "acme", "challenges"),
+		Snapshots: snaps, Clock: time.Now, Logger: d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	// A host whose nginx cannot start still serves the API; its domains
+	// say why they are not served.
+	if err := web.EnsureRunning(context.Background()); err != nil {
+		d.log.Error("nginx is not running; domains will retry", "err", err)
+	}
+	tls := &domain.TLS{Store: st, Dir: filepath.Join(cfg.Paths.StateDir, "certs"), Clock: time.Now}
+	php := &domain.PHP{Store: st, FPM: fpm}
+	return map[v1alpha1.Kind][]controllers.Step{
+		v1alpha1.KindTenant: {account},
+		v1alpha1.KindDomain: {
+			&domain.DocRoot{Store: st}, tls, php,
+			&domain.Vhost{Store: st, Nginx: web, TLS: tls, PHP: php, Clock: time.Now},
+		},
+	}, nil
 }
 
 func (d *daemonState) controllerOptions(c controllers.Controller) reconcile.Options {
@@ -276,6 +314,11 @@ func (d *daemonState) shutdown(srv *http.Server, stopMgr context.CancelFunc, mgr
 		}
 	case <-time.After(cfg.Controllers.ShutdownTimeout + 5*time.Second):
 		errs = append(errs, errors.New("controllers did not stop by their shutdown deadline"))
+	}
+	if d.fpm != nil {
+		if err := d.fpm.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("php-fpm supervision: %w", err))
+		}
 	}
 	_ = os.Remove(cfg.API.Socket)
 	d.log.Info("wcpd stopped")

@@ -92,6 +92,13 @@ func startDaemon(t *testing.T) *daemonUnderTest {
 func startDaemonWith(t *testing.T, edit func(cfg string) string) *daemonUnderTest {
 	t.Helper()
 	dir := t.TempDir()
+	// The run dir holds the PHP-FPM sockets nginx (www-data) connects to,
+	// as /run/wcp360 does: traversable by all.
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := &daemonUnderTest{t: t, dir: dir, cfgPath: filepath.Join(dir, "wcpd.yaml"),
 		socket: filepath.Join(dir, "wcpd.sock"), dbURL: pgtest.New(t),
 		sigs: make(chan os.Signal, 4), logs: &syncBuffer{}, done: make(chan int, 1)}
