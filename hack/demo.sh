@@ -102,13 +102,29 @@ $WCP get tenants
 $WCP get domains
 $WCP get databases
 echo
-echo "== wcp describe tenant acme"
-$WCP describe tenant acme
+echo "== wcp describe domain acme.test"
+$WCP describe domain acme.test
 echo
 echo "== the tenant on the host: getent passwd acme; id acme; ls -la /srv/www/acme"
 in_demo getent passwd acme
 in_demo id acme
 in_demo ls -la /srv/www/acme
 echo
+# A page for the example site, written as the tenant would (over SFTP).
+in_demo runuser -u acme -- sh -c 'cat > /srv/www/acme/domains/acme.test/public/index.php' <<'PHP'
+<?php
+printf("Hello from %s, served by nginx, run by PHP %s as uid %d (%s)\n",
+    $_SERVER['HTTP_HOST'], PHP_VERSION, posix_geteuid(), posix_getpwuid(posix_geteuid())['name']);
+PHP
+echo "== curl -H 'Host: acme.test' http://127.0.0.1/"
+in_demo curl -sS -H 'Host: acme.test' http://127.0.0.1/
+echo "== curl -sk https://acme.test/ --resolve acme.test:443:127.0.0.1 (self-signed until ACME)"
+in_demo curl -sSk --resolve acme.test:443:127.0.0.1 https://acme.test/
+echo
 echo "wcpd is running $mode (pid $(cat "$PIDFILE"), log $DEMO/wcpd.log)."
-echo "Try: export WCP_SOCKET=$SOCKET; bin/wcp get tenants -o yaml; bin/wcp diff -f examples/; make demo-stop"
+echo "Try: export WCP_SOCKET=$SOCKET; bin/wcp get tenants -o yaml; bin/wcp describe domain acme.test; make demo-stop"
+if [[ ${WCP_DEMO_HOST:-} == 1 ]]; then
+	echo "The site: curl -H 'Host: acme.test' http://127.0.0.1/"
+else
+	echo "The site, inside the sandbox: nsenter -t \$(pgrep -P \$(cat $PIDFILE)) -n curl -H 'Host: acme.test' http://127.0.0.1/"
+fi
