@@ -40,7 +40,7 @@ lint: deps $(BIN)/golangci-lint
 
 # Benchmarks: figures, not pass/fail. See docs/benchmarks.md. They create
 # thousands of Linux users, so they run inside a sandbox.
-BENCHES := Apply1000Tenants1000Domains RSS10000Resources Converge1000Tenants NoopResync1000Tenants
+BENCHES := Apply1000Tenants1000Domains RSS10000Resources Converge1000Tenants NoopResync1000Tenants ApplyToPage
 bench: build
 	@rm -f bench.out
 	@# Each end-to-end benchmark gets a fresh sandbox: an empty host.
@@ -48,6 +48,8 @@ bench: build
 		$(BIN)/wcp-sandbox -- $(GO) test -run '^$$' -bench "^Benchmark$$b$$" -benchtime 1x -timeout 30m ./test/bench/ | tee -a bench.out || exit 1; \
 	done
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./internal/reconcile/ | tee -a bench.out
+	@# nginx -t/reload/RSS at 1,000 and 10,000 sites; PHP-FPM cold start and idle memory.
+	$(BIN)/wcp-sandbox -- $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/host/nginx/ ./internal/host/phpfpm/ | tee -a bench.out
 
 # Short fuzz runs of every fuzz target (the committed corpus runs in `make test`).
 FUZZTIME ?= 30s
@@ -59,6 +61,9 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/host/users/
 	$(GO) test -run '^$$' -fuzz '^FuzzAddUser$$' -fuzztime $(FUZZTIME) ./internal/host/users/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) ./internal/reconcile/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/host/nginx/
+	$(GO) test -run '^$$' -fuzz '^FuzzWithInclude$$' -fuzztime $(FUZZTIME) ./internal/host/nginx/
+	$(GO) test -run '^$$' -fuzz '^FuzzRenderINI$$' -fuzztime $(FUZZTIME) ./internal/host/phpfpm/
 
 demo: build
 	./hack/demo.sh
