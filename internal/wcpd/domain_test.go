@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/sandbox"
 )
 
@@ -177,4 +178,75 @@ func nginxWorkers(t *testing.T) string {
 		}
 	}
 	return strings.Join(pids, ",")
+}
+
+// An admin include that nginx refuses stalls its domain with nginx's
+// message while the other sites keep being served; switching a domain's
+// PHP version starts the new master and stops the old.
+func TestDomainBrokenIncludeAndVersionSwitch(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
+	// Two PHP versions: the installed 8.2, and the same binary as "8.1".
+	bins := t.TempDir()
+	for _, v := range []string{"8.2", "8.1"} {
+		if err := os.Symlink("/usr/sbin/php-fpm8.2", filepath.Join(bins, "php-fpm"+v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startDaemonWith(t, func(cfg string) string {
+		return cfg + "web:\n  phpBinDir: " + bins + "\n"
+	})
+	for _, tn := range []string{"alpha", "beta"} {
+		if code, body := d.do("PUT", "/api/v1/tenants/"+tn, tenant(tn)); code != http.StatusCreated {
+			t.Fatalf("apply tenant %s: %d %s", tn, code, body)
+		}
+		dn := tn + ".test"
+		if code, body := d.do("PUT", "/api/v1/domains/"+dn, domainManifest(dn, tn, nil)); code != http.StatusCreated {
+			t.Fatalf("apply domain %s: %d %s", dn, code, body)
+		}
+	}
+	d.waitReady("domains", "alpha.test")
+	d.waitReady("domains", "beta.test")
+	beta := d.waitReady("tenants", "beta").Account
+	writeAs(t, "/srv/www/beta/domains/beta.test/public/index.html", "beta\n", beta.UID, beta.GID)
+
+	custom := "/etc/wcp360/nginx/custom/alpha.test"
+	if err := os.MkdirAll(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(custom, "extra.conf"), []byte("bogus_directive on;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.do("POST", "/api/v1/domains/alpha.test/reconcile", nil)
+	eventually(t, d, "alpha.test Stalled with nginx's message", func() (bool, string) {
+		_, b := d.do("GET", "/api/v1/domains/alpha.test", nil)
+		return strings.Contains(string(b), `"Stalled"`) && strings.Contains(string(b), "bogus_directive"), string(b)
+	})
+	if code, body := get(t, "beta.test", "/"); code != http.StatusOK || body != "beta\n" {
+		t.Errorf("the other site while alpha.test is stalled: %d %q", code, body)
+	}
+	if out, err := run(t, "/usr/sbin/nginx", "-t"); err != nil {
+		t.Errorf("the configuration on disk fails nginx -t: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(custom); err != nil {
+		t.Fatal(err)
+	}
+
+	// Version switch: 8.1 starts, 8.2 (no other domain of alpha uses it) stops.
+	if code, body := d.do("PUT", "/api/v1/domains/alpha.test", domainManifest("alpha.test", "alpha",
+		map[string]any{"php": map[string]any{"version": "8.1"}})); code != http.StatusOK {
+		t.Fatalf("switch version: %d %s", code, body)
+	}
+	d.waitReady("domains", "alpha.test")
+	sockets, _ := filepath.Glob(filepath.Join(d.dir, "php", "alpha-*.sock"))
+	if len(sockets) != 1 || !strings.HasSuffix(sockets[0], "alpha-8.1.sock") {
+		t.Errorf("alpha's PHP sockets after the switch: %v", sockets)
+	}
+}
+
+func run(t *testing.T, prog string, args ...string) (string, error) {
+	t.Helper()
+	out, err := cmdrun.Run(context.Background(), cmdrun.Cmd{Path: prog, Args: args, Timeout: time.Minute})
+	return string(out), err
 }
