@@ -3,19 +3,13 @@ package domain
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
+	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
@@ -128,7 +122,7 @@ func (p *TLS) Apply(ctx context.Context, row store.Resource, _ []host.Difference
 			return "", reconcile.Terminal(fmt.Errorf("spec.tls.provided: the certificate expired on %s", cert.NotAfter.Format(time.DateOnly)))
 		}
 		certPEM, keyPEM = []byte(pr.CertificatePEM), []byte(pr.PrivateKeyPEM)
-	} else if certPEM, keyPEM, err = selfSigned(d.ServerNames, p.Clock()); err != nil {
+	} else if certPEM, keyPEM, err = selfsigned.New(p.Clock(), selfSignedLifetime, d.ServerNames[0], d.ServerNames...); err != nil {
 		return "", err
 	}
 	dir := filepath.Join(p.Dir, d.Domain)
@@ -162,36 +156,6 @@ func coversAll(cert *x509.Certificate, names []string) bool {
 		}
 	}
 	return true
-}
-
-func selfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"WCP360 self-signed placeholder"}},
-		DNSNames:     slices.Clone(names),
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(selfSignedLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 // writeAtomic writes a root-only file: temp file, fsync, rename.

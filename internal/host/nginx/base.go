@@ -3,17 +3,11 @@ package nginx
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"io/fs"
-	"math/big"
 	"os"
 	"syscall"
 	"time"
@@ -170,38 +164,5 @@ func (m *Manager) defaultCertificate() (certPEM, keyPEM []byte, err error) {
 		now.Add(30*24*time.Hour).Before(c.Leaf.NotAfter) {
 		return nil, nil, nil
 	}
-	return selfSigned(now, "WCP360 default server")
-}
-
-// selfSigned makes an ECDSA P-256 certificate valid for ten years, and its
-// key (PKCS #8), both PEM-encoded.
-func selfSigned(now time.Time, commonName string, dnsNames ...string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"WCP360"}},
-		DNSNames:              dnsNames,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), nil
+	return selfsigned.New(now, 10*365*24*time.Hour, "WCP360 default server")
 }

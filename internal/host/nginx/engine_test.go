@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"net"
 	"os"
 	"path/filepath"
@@ -528,7 +529,7 @@ func TestTLSAndRedirects(t *testing.T) {
 	startNginx(t, m)
 	s := tenantSite(t, "acme", "acme.test", map[string]string{"index.html": "acme"})
 	// A certificate for the site, made like the default server's.
-	certPEM, keyPEM, err := selfSigned(time.Now(), "acme.test", "acme.test", "acme.org", "www.acme.org")
+	certPEM, keyPEM, err := selfsigned.New(time.Now(), 24*time.Hour, "acme.test", "acme.test", "acme.org", "www.acme.org")
 	if err != nil {
 		t.Fatal(err)
 	}
