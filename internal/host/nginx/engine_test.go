@@ -154,9 +154,7 @@ func TestStaticSite(t *testing.T) {
 	}
 	// Per-domain logs, readable by the tenant's group.
 	access := filepath.Join(a.LogDir, "acme.test.access.log")
-	if b, err := os.ReadFile(access); err != nil || !strings.Contains(string(b), `"GET /style.css HTTP/1.1" 200`) {
-		t.Errorf("access log %s: %v %q", access, err, b)
-	}
+	waitLog(t, access, `"GET /style.css HTTP/1.1" 200`)
 
 	// Applying the same sites again writes, tests and reloads nothing.
 	st := m.Stats()
@@ -476,9 +474,21 @@ func TestDriftIsReportedAndUndone(t *testing.T) {
 		t.Errorf("recreating the access log reloaded or wrote the site: %+v, were %+v", got, st)
 	}
 	get(t, "http", "acme.test", "/logged")
-	if b, err := os.ReadFile(access); err != nil || !strings.Contains(string(b), "GET /logged") {
-		t.Errorf("the recreated access log: %v %q", err, b)
+	waitLog(t, access, "GET /logged")
+}
+
+// waitLog waits until the access log holds want: nginx logs a request after
+// it has sent the answer, so the client can be faster than the log line.
+func waitLog(t *testing.T, path, want string) {
+	t.Helper()
+	var b []byte
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, err = os.ReadFile(path); err == nil && strings.Contains(string(b), want) {
+			return
+		}
 	}
+	t.Errorf("access log %s lacks %q: %v %q", path, want, err, b)
 }
 
 func TestPHPSite(t *testing.T) {
@@ -567,9 +577,7 @@ func TestTLSAndRedirects(t *testing.T) {
 		}
 	}
 	access := filepath.Join(s.LogDir, "acme.test.access.log")
-	if b, err := os.ReadFile(access); err != nil || !strings.Contains(string(b), `"GET /x?y=1 HTTP/1.1" 301`) {
-		t.Errorf("the redirect is not in the site's access log %s: %v %q", access, err, b)
-	}
+	waitLog(t, access, `"GET /x?y=1 HTTP/1.1" 301`)
 	r := get(t, "https", "acme.test", "/")
 	if r.body != "acme" || r.proto != "HTTP/2.0" || r.header.Get("Strict-Transport-Security") == "" {
 		t.Errorf("https://acme.test/ = %q over %s, HSTS %q", r.body, r.proto, r.header.Get("Strict-Transport-Security"))
