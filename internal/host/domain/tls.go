@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
 	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"os"
 	"path/filepath"
@@ -130,10 +131,10 @@ func (p *TLS) Apply(ctx context.Context, row store.Resource, _ []host.Difference
 		return "", err
 	}
 	// Key first: nginx never sees a new certificate with an old key for long.
-	if err := writeAtomic(p.keyPath(d.Domain), keyPEM); err != nil {
+	if err := atomicfile.Write(p.keyPath(d.Domain), keyPEM, 0o600, -1, -1); err != nil {
 		return "", err
 	}
-	return "", writeAtomic(p.certPath(d.Domain), certPEM)
+	return "", atomicfile.Write(p.certPath(d.Domain), certPEM, 0o600, -1, -1)
 }
 
 // Remove deletes the domain's certificate files.
@@ -156,27 +157,4 @@ func coversAll(cert *x509.Certificate, names []string) bool {
 		}
 	}
 	return true
-}
-
-// writeAtomic writes a root-only file: temp file, fsync, rename.
-func writeAtomic(p string, b []byte) error {
-	tmp := p + ".wcp360-new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }

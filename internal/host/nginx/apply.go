@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func (m *Manager) Apply(ctx context.Context, s Site) error {
 		return unsafe
 	}
 	c := &change{domain: s.Domain, paths: m.ownedPaths(s)}
-	if err := m.change(ctx, c, "apply", func() error { return writeAtomic(path, want, 0o644) }); err != nil {
+	if err := m.change(ctx, c, "apply", func() error { return atomicfile.Write(path, want, 0o644, -1, -1) }); err != nil {
 		return err
 	}
 	return unsafe
@@ -85,7 +86,7 @@ func (m *Manager) Remove(ctx context.Context, domain string) error {
 		if err := os.Remove(path); err != nil {
 			return err
 		}
-		return syncDir(filepath.Dir(path))
+		return atomicfile.SyncDir(filepath.Dir(path))
 	})
 }
 

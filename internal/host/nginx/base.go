@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
 	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"io/fs"
 	"os"
@@ -122,7 +123,7 @@ func (m *Manager) EnsureRunning(ctx context.Context) error {
 		case f.mode == 0: // nginx.conf: keep its mode and owner
 			err = writeKeepingMode(f.path, f.data)
 		default:
-			err = writeAtomic(f.path, f.data, f.mode)
+			err = atomicfile.Write(f.path, f.data, f.mode, -1, -1)
 		}
 		if err != nil {
 			return fail(fmt.Errorf("nginx base: %w", err))
@@ -152,7 +153,7 @@ func writeKeepingMode(path string, data []byte) error {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		uid, gid = int(sys.Uid), int(sys.Gid)
 	}
-	return writeAtomicOwned(path, data, st.Mode().Perm(), uid, gid)
+	return atomicfile.Write(path, data, st.Mode().Perm(), uid, gid)
 }
 
 // defaultCertificate returns a new certificate and key for the default

@@ -29,61 +29,6 @@ var (
 	ErrNoLogDir = errors.New("log directory does not exist")
 )
 
-// writeAtomic replaces path with data: a temporary file in the same
-// directory (which nginx's *.conf globs do not match), fsynced, renamed over
-// path, and the directory fsynced.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	return writeAtomicOwned(path, data, mode, -1, -1)
-}
-
-// writeAtomicOwned is writeAtomic giving the file an owner (-1: keep ours).
-func writeAtomicOwned(path string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if uid >= 0 || gid >= 0 {
-		if err = f.Chown(uid, gid); err != nil {
-			_ = f.Close()
-			return err
-		}
-	}
-	if err = f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
-
 // readIfExists returns the file's content, or nil and false when it is missing.
 func readIfExists(path string) ([]byte, bool, error) {
 	b, err := os.ReadFile(path)

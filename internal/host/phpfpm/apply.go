@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -369,44 +370,12 @@ func ensureDir(dir string, mode fs.FileMode) error {
 	return nil
 }
 
-// writeAtomic replaces path with content (root-owned, mode): temporary
-// file in the same directory, fsync, rename, fsync of the directory.
+// writeAtomic replaces path with content, root-owned with mode.
 func writeAtomic(path string, content []byte, mode fs.FileMode) error {
-	dir, base := filepath.Split(path)
-	tmp := filepath.Join(dir, "."+base+".wcp360-new")
-	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
+	if err := atomicfile.Write(path, content, mode, 0, 0); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	werr := func() error {
-		if _, err := f.Write(content); err != nil {
-			return err
-		}
-		if err := f.Chown(0, 0); err != nil {
-			return err
-		}
-		if err := f.Chmod(mode); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close() //nolint:errcheck // read-only
-	return d.Sync()
+	return nil
 }
 
 func removeFile(path string) error {
