@@ -41,6 +41,8 @@ type Cmd struct {
 	// its children ever runs outside it.
 	UseCgroupFD bool
 	CgroupFD    int
+	// ExtraFiles are inherited by Start's program as descriptors 3, 4, ...
+	ExtraFiles []*os.File
 }
 
 // sysProcAttr is the SysProcAttr for c, nil when it needs none.
@@ -132,6 +134,7 @@ func Start(ctx context.Context, c Cmd, out io.Writer) (*Process, error) {
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = c.sysProcAttr()
+	cmd.ExtraFiles = c.ExtraFiles
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, &Error{Command: c.String(), Err: err}

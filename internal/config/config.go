@@ -121,6 +121,11 @@ type Web struct {
 	// WebUser is the user nginx's workers run as; it joins every tenant's
 	// group to read the sites.
 	WebUser string `yaml:"webUser"`
+	// PHPIdleStop makes PHP start on demand: wcpd holds each tenant's
+	// socket, the first request starts the tenant's PHP-FPM master, and a
+	// master without work for this long is stopped. 0 keeps every master
+	// running.
+	PHPIdleStop time.Duration `yaml:"phpIdleStop"`
 }
 
 // Database says how to reach PostgreSQL.
@@ -231,6 +236,7 @@ func Default() Config {
 			NginxDir:    "/etc/nginx/wcp360",
 			PHPBinDir:   "/usr/sbin",
 			WebUser:     "www-data",
+			PHPIdleStop: 10 * time.Minute,
 		},
 		UIDs: UIDRange{Min: 20000, Max: 59999},
 	}

@@ -121,6 +121,7 @@ web:
   nginxDir: /usr/local/etc/nginx/wcp360
   phpBinDir: /usr/local/sbin
   webUser: nginx
+  phpIdleStop: 90s
 uids:
   min: 100000
   max: 199999
@@ -141,7 +142,7 @@ func fullConfig() Config {
 			BackoffBase: 50 * time.Millisecond, BackoffMax: 10 * time.Minute, RateLimit: 500, RateBurst: 1000,
 		},
 		Web: Web{Nginx: "/usr/local/sbin/nginx", NginxConfig: "/usr/local/etc/nginx/nginx.conf", NginxDir: "/usr/local/etc/nginx/wcp360",
-			PHPBinDir: "/usr/local/sbin", WebUser: "nginx"},
+			PHPBinDir: "/usr/local/sbin", WebUser: "nginx", PHPIdleStop: 90 * time.Second},
 		UIDs: UIDRange{Min: 100000, Max: 199999},
 	}
 }
@@ -702,7 +703,7 @@ func TestValidateCollectsEverything(t *testing.T) {
 	}
 	var want []string
 	for _, k := range Keys() {
-		if k != "api.socketMode" { // 0 is a valid mode
+		if k != "api.socketMode" && k != "web.phpIdleStop" { // 0 is a valid mode and idle time
 			want = append(want, k)
 		}
 	}
@@ -739,6 +740,7 @@ func TestEnvVar(t *testing.T) {
 		"web.nginxDir":                "WCP_WEB_NGINX_DIR",
 		"web.phpBinDir":               "WCP_WEB_PHP_BIN_DIR",
 		"web.webUser":                 "WCP_WEB_WEB_USER",
+		"web.phpIdleStop":             "WCP_WEB_PHP_IDLE_STOP",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
 	}

@@ -62,6 +62,7 @@ func schema() []field {
 		{"web.nginxDir", kindString, false, func(c *Config) any { return &c.Web.NginxDir }},
 		{"web.phpBinDir", kindString, false, func(c *Config) any { return &c.Web.PHPBinDir }},
 		{"web.webUser", kindString, false, func(c *Config) any { return &c.Web.WebUser }},
+		{"web.phpIdleStop", kindDuration, false, func(c *Config) any { return &c.Web.PHPIdleStop }},
 
 		{"uids.min", kindInt, false, func(c *Config) any { return &c.UIDs.Min }},
 		{"uids.max", kindInt, false, func(c *Config) any { return &c.UIDs.Max }},

@@ -69,6 +69,9 @@ func (c Config) Validate() error {
 	if !userNameRE.MatchString(c.Web.WebUser) {
 		es.add("web.webUser", ErrInvalidValue, fmt.Sprintf("%q is not a user name", c.Web.WebUser))
 	}
+	if c.Web.PHPIdleStop != 0 {
+		checkDuration(&es, "web.phpIdleStop", c.Web.PHPIdleStop, time.Second, 24*time.Hour)
+	}
 	minOK := checkIntRange(&es, "uids.min", c.UIDs.Min, minUID, maxUID)
 	maxOK := checkIntRange(&es, "uids.max", c.UIDs.Max, minUID, maxUID)
 	switch {

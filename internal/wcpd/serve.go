@@ -204,6 +204,7 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 	fpm, err := phpfpm.New(phpfpm.Options{
 		RunDir: filepath.Join(cfg.Paths.RunDir, "php"), ConfDir: filepath.Join(cfg.Paths.ConfigDir, "php-fpm"),
 		BinDir: cfg.Web.PHPBinDir, Snapshots: snaps, WebGroup: cfg.Web.WebUser, Clock: time.Now, Logger: d.log,
+		IdleStop: cfg.Web.PHPIdleStop,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("php-fpm: %w", err)
@@ -243,7 +244,7 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 // every change that arrives together), so the domain controller runs many
 // more workers than the others: with only controllers.workers of them, a
 // burst of 1,000 domains would make 250 batches of 4 instead of a few.
-const domainWorkersPerWorker = 16
+const domainWorkersPerWorker = 256
 
 func (d *daemonState) controllerOptions(c controllers.Controller) reconcile.Options {
 	cc := d.cfg.Controllers

@@ -65,9 +65,16 @@ func (m *Manager) Observe(ctx context.Context, pool Pool) ([]host.Difference, er
 	}
 	err = m.locked(r.key, func(in *instance) error {
 		st, ok, err := m.run.status(ctx, in)
+		// (A missing socket file is reported below.)
+		if _, serr := os.Lstat(m.socketPath(r.key)); err == nil && serr == nil && (in.ln == nil || !m.current(r.key, in.ln)) {
+			ds = append(ds, host.Difference{Field: "socket.held", Want: "held by wcpd, named " + m.socketPath(r.key),
+				Have: "not held (wcpd restarted while no master ran, or the socket file was removed or replaced)"})
+		}
 		switch {
 		case err != nil:
 			return err
+		case !ok && m.onDemand():
+			return nil // started by the next request
 		case !ok:
 			ds = append(ds, host.Difference{Field: "master", Want: "running", Have: "not running"})
 			return nil
@@ -170,12 +177,20 @@ func (m *Manager) apply(ctx context.Context, in *instance, r *rendered) error {
 	return m.repairSocket(r)
 }
 
-// converge starts, reloads or replaces the master as needed.
+// converge holds the socket, then starts, reloads or replaces the master
+// as needed; with IdleStop a master that does not run is left to the next
+// request.
 func (m *Manager) converge(ctx context.Context, in *instance, r *rendered) error {
+	if err := m.ensureListener(ctx, in, r); err != nil {
+		return err
+	}
 	st, ok, err := m.run.status(ctx, in)
 	switch {
 	case err != nil:
 		return err
+	case !ok && m.onDemand():
+		m.arm(in)
+		return nil
 	case !ok:
 		return m.run.start(ctx, in, r.binary)
 	case !isExe(st.exe, m.exes(r.version)):
@@ -183,11 +198,50 @@ func (m *Manager) converge(ctx context.Context, in *instance, r *rendered) error
 		if err := m.run.stop(ctx, in); err != nil {
 			return err
 		}
+		if m.onDemand() {
+			m.arm(in)
+			return nil
+		}
 		return m.run.start(ctx, in, r.binary)
 	case st.deleted || readLoaded(m.loadedPath(r.key)) != r.hash():
 		// A reload execs the binary again: it also picks up an upgraded one.
 		return m.run.reload(ctx, in)
 	}
+	return nil
+}
+
+// ensureListener makes sure wcpd holds the master's socket and that
+// socketPath names it. A master that runs with another socket (it bound
+// its own, or its socket file was removed or replaced by hand) is stopped:
+// nginx could not reach it.
+func (m *Manager) ensureListener(ctx context.Context, in *instance, r *rendered) error {
+	if in.ln != nil && m.current(r.key, in.ln) {
+		return nil
+	}
+	if in.ln != nil {
+		m.logger(r.key).Warn("the PHP-FPM socket file was removed or replaced; making a new socket", "socket", m.socketPath(r.key))
+		m.closeListener(in)
+	}
+	// status adopts a running master that nobody watches, and its socket.
+	_, ok, err := m.run.status(ctx, in)
+	if err != nil {
+		return err
+	}
+	if in.ln != nil && m.current(r.key, in.ln) {
+		return nil
+	}
+	m.closeListener(in)
+	if ok {
+		m.logger(r.key).Warn("PHP-FPM master runs with a socket wcpd does not hold; replacing it")
+		if err := m.run.stop(ctx, in); err != nil {
+			return err
+		}
+	}
+	ln, err := m.newListener(r.key, r.pool.UID)
+	if err != nil {
+		return fmt.Errorf("socket of the PHP-FPM master of %s: %w", r.name(), err)
+	}
+	in.ln = ln
 	return nil
 }
 
@@ -282,6 +336,7 @@ func (m *Manager) Remove(ctx context.Context, tenant, version string) error {
 		if err := m.run.stop(ctx, in); err != nil {
 			return err
 		}
+		m.closeListener(in)
 		return m.removeFiles(ctx, k)
 	})
 }
@@ -309,7 +364,7 @@ func (m *Manager) removeFiles(ctx context.Context, k key) error {
 			m.logger(k).Warn("cannot mark snapshot committed", "snapshot", snap.ID(), "err", err)
 		}
 	}
-	return errors.Join(removeFile(m.socketPath(k)), removeFile(m.pidPath(k)), removeFile(m.loadedPath(k)))
+	return errors.Join(removeFile(m.socketPath(k)), removeFile(m.heldPath(k)), removeFile(m.pidPath(k)), removeFile(m.loadedPath(k)))
 }
 
 // Adopt takes over the masters that run (wcpd restarted): each pid file's

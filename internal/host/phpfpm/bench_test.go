@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,6 +112,76 @@ func BenchmarkIdleMasters(b *testing.B) {
 		b.ReportMetric(busy.pss/float64(n), "pss-kB/tenant-after-request")
 		b.ReportMetric(busy.uss/float64(n), "uss-kB/tenant-after-request")
 	}
+}
+
+// BenchmarkOnDemand: 1,000 tenants (WCP_BENCH_TENANTS) with PHP on demand
+// (Options.IdleStop): the processes and memory they cost idle, the latency
+// of each tenant's first request (its master starts for it, the request
+// waits in the socket's backlog), a warm request, and the memory once every
+// tenant has had one request.
+func BenchmarkOnDemand(b *testing.B) {
+	requireSandbox(b)
+	n := 1000
+	if s := os.Getenv("WCP_BENCH_TENANTS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	m := newManager(b, func(o *phpfpm.Options) { o.IdleStop = time.Hour; o.Logger = nil })
+	round := 0
+	for b.Loop() {
+		var apply time.Duration
+		var pools []phpfpm.Pool
+		for i := range n {
+			p := newTenant(b, fmt.Sprintf("d%dt%d", round, i), 30000+round*n+i)
+			t0 := time.Now()
+			mustApply(b, m, p)
+			apply += time.Since(t0)
+			pools = append(pools, p)
+		}
+		round++
+		idle := memOf(b, phpProcs())
+		var cold, warm []time.Duration
+		for _, p := range pools {
+			t0 := time.Now()
+			probe(b, m, p)
+			t1 := time.Now()
+			probe(b, m, p)
+			cold, warm = append(cold, t1.Sub(t0)), append(warm, time.Since(t1))
+		}
+		busy := memOf(b, tree(b, m, pools))
+		b.ReportMetric(ms(apply)/float64(n), "apply-ms/tenant")
+		b.ReportMetric(float64(idle.procs), "php-procs-idle")
+		b.ReportMetric(idle.pss, "pss-kB-idle")
+		b.ReportMetric(ms(pct(cold, 50)), "first-request-p50-ms")
+		b.ReportMetric(ms(pct(cold, 99)), "first-request-p99-ms")
+		b.ReportMetric(ms(pct(warm, 50)), "warm-request-p50-ms")
+		b.ReportMetric(float64(busy.procs)/float64(n), "procs/tenant-after-request")
+		b.ReportMetric(busy.pss/1024, "pss-MB-after-request")
+		b.ReportMetric(busy.pss/float64(n), "pss-kB/tenant-after-request")
+	}
+	b.ReportMetric(float64(m.Stats().Starts)/float64(b.N), "starts")
+}
+
+// pct is the p-th percentile of ds.
+func pct(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// phpProcs lists every php-fpm process on the host.
+func phpProcs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && strings.Contains(filepath.Base(exe), "php-fpm") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

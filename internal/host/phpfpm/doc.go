@@ -18,6 +18,7 @@
 //	/etc/wcp360/php-fpm/<t>-<v>.conf       root:root 0640  master: [global] and one include
 //	/etc/wcp360/php-fpm/<t>-<v>.pool.conf  root:root 0640  the pool [<t>]
 //	/run/wcp360/php/<t>-<v>.sock           <t>:www-data 0660  the FastCGI socket (nginx and the tenant only)
+//	/run/wcp360/php/held/<t>-<v>.sock      the same socket: the pool's listen path, in a root-only directory
 //	/run/wcp360/php/<t>-<v>.pid            written by the master
 //	/run/wcp360/php/<t>-<v>.loaded         SHA-256 of the config the running master loaded
 //	<home>/logs/php-fpm-<v>.log            root:<t> 0640  the master's error log (the tenant can read it)
@@ -67,19 +68,35 @@
 // it names (clone3 CLONE_INTO_CGROUP through SysProcAttr.UseCgroupFD), so
 // neither it nor any worker ever runs outside the tenant's cgroup.
 //
-// # Idle tenants (issue item 5, not built yet)
+// # Sockets and PHP on demand
 //
-// An idle ondemand master still costs ~6.7 MB PSS (BenchmarkIdleMasters).
-// The way to make idle tenants cost no process: wcpd binds and holds the
-// socket itself, starts the master on the first connection with the
-// listening descriptor passed as FPM_SOCKETS=<listen>=<fd> (php-fpm then
-// uses it instead of binding; the connection waits in the backlog), and
-// stops it after an idle period. php-fpm unlinks its listen path when it
-// exits, even an inherited one: wcpd must bind a private name and give
-// nginx a second hard link to the socket (connecting through it works
-// after the first name is gone). Both checked by hand with php-fpm 8.2:
-// the first response came ~15 ms after the connection.
+// wcpd, not php-fpm, owns each master's listening socket (activate.go). It
+// binds it once, in a root-only directory (/run/wcp360/php/held/<t>-<v>.sock,
+// the pool's listen path), and links it as /run/wcp360/php/<t>-<v>.sock,
+// the name nginx connects to: php-fpm unlinks its listen path when it exits,
+// even an inherited one, and never touches the second name. Every master
+// gets the socket as descriptor 3 with FPM_SOCKETS=<listen path>=3 and
+// uses it instead of binding. So the socket outlives the master: requests
+// that arrive while a master restarts wait in its backlog instead of
+// failing. After a wcpd restart, the socket is taken back from the running
+// master (found in /proc/net/unix, copied with pidfd_getfd(2)).
 //
+// With Options.IdleStop (wcpd's web.phpIdleStop, 10 minutes by default) a
+// master runs only while its tenant is busy: Apply writes and tests the
+// config and holds the socket; one goroutine waits (epoll, one-shot) on the
+// sockets of the masters that do not run and starts a master when a
+// connection waits; a sweep (one pass over /proc for all masters) stops a
+// master that had no worker for IdleStop (pm = ondemand lets workers go
+// after pm.process_idle_timeout). An idle tenant costs a socket and no
+// process. Measured by BenchmarkOnDemand (docs/benchmarks.md): the first
+// request, master start included, ~17 ms; ~7.5 MB PSS per tenant once busy.
+//
+// A wcpd that exits leaves running masters running (they hold the socket);
+// the socket of a master that was not running closes with wcpd, and its
+// requests fail until the next wcpd has applied the tenant's domains again
+// (at its start). Keeping those sockets across a restart needs systemd's
+// file descriptor store (FDSTORE=1) where systemd runs wcpd: not built.
+
 // # systemd
 //
 // Where systemd is PID 1, the issue asks for one unit per master

@@ -411,8 +411,9 @@ func TestMasterDiedWhileWcpdWasDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds, err := m2.Observe(t.Context(), p)
-	if err != nil || len(ds) != 1 || ds[0].Field != "master" {
-		t.Fatalf("Observe: %v, %v; want only the master not running", ds, err)
+	// The socket died with the master: wcpd held it no more while it was down.
+	if err != nil || len(ds) != 2 || ds[0].Field != "socket.held" || ds[1].Field != "master" {
+		t.Fatalf("Observe: %v, %v; want the socket not held and the master not running", ds, err)
 	}
 	mustApply(t, m2, p)
 	mustConverged(t, m2, p)

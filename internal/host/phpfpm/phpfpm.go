@@ -124,6 +124,13 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout is the graceful (SIGQUIT) part of stopping a master.
 	StopTimeout time.Duration
+	// IdleStop, when positive, makes masters start on demand: Apply only
+	// writes and tests the config and holds the socket; the first
+	// connection starts the master (it waits in the socket's backlog
+	// meanwhile, ~20 ms), and a master that had no worker for IdleStop is
+	// stopped again. An idle tenant then costs no process at all. 0 keeps
+	// every master running.
+	IdleStop time.Duration
 }
 
 // Manager runs the PHP-FPM masters of all tenants. It is safe for
@@ -137,7 +144,9 @@ type Manager struct {
 	run    runner
 
 	mu      sync.Mutex
+	stats   Stats
 	inst    map[key]*instance
+	act     *activator // nil unless IdleStop is set
 	closed  bool
 	closing chan struct{}
 	wg      sync.WaitGroup
@@ -196,8 +205,65 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, tmpl: tmpl, webGID: gid,
 		inst: map[key]*instance{}, closing: make(chan struct{})}
 	m.run = &supervisor{m: m}
+	if opts.IdleStop < 0 {
+		return nil, fmt.Errorf("phpfpm: IdleStop %s is negative", opts.IdleStop)
+	}
+	if opts.IdleStop > 0 {
+		if m.act, err = newActivator(func(k key) {
+			m.wg.Add(1) // the run goroutine holds the count above zero
+			go func() {
+				defer m.wg.Done()
+				m.activate(k)
+			}()
+		}); err != nil {
+			return nil, fmt.Errorf("phpfpm: %w", err)
+		}
+		m.wg.Add(2)
+		go func() {
+			defer m.wg.Done()
+			m.act.run()
+		}()
+		go m.idleSweep()
+	}
 	return m, nil
 }
+
+// Stats counts what the Manager did since New.
+type Stats struct {
+	// Starts counts masters started (by Apply, a restart or a request);
+	// IdleStops, masters stopped after Options.IdleStop without work.
+	Starts, IdleStops int
+	// Running is the number of masters running now.
+	Running int
+}
+
+// Stats returns the counters and how many masters run.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	st := m.stats
+	ins := make([]*instance, 0, len(m.inst))
+	for _, in := range m.inst {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	for _, in := range ins {
+		in.mu.Lock()
+		if in.proc != nil && !in.proc.exited() {
+			st.Running++
+		}
+		in.mu.Unlock()
+	}
+	return st
+}
+
+func (m *Manager) count(f func(*Stats)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&m.stats)
+}
+
+// onDemand reports whether masters start on the first request.
+func (m *Manager) onDemand() bool { return m.act != nil }
 
 var (
 	versionRE  = regexp.MustCompile(`^[0-9]{1,2}\.[0-9]{1,2}$`)
@@ -325,6 +391,13 @@ type instance struct {
 	stop        chan struct{}
 	supervised  bool
 	restartWait time.Duration // the supervisor's current backoff
+	// restarting: the master died and the supervisor brings it back.
+	restarting bool
+	// ln is the socket wcpd holds for the master, nil until Apply (or
+	// adoption) made or found it.
+	ln *listener
+	// busyAt is when the master last had a worker (IdleStop).
+	busyAt time.Time
 }
 
 // instance returns the live instance of k, creating it.
@@ -384,6 +457,13 @@ func (m *Manager) Close() error {
 	m.closed = true
 	close(m.closing)
 	m.mu.Unlock()
+	if m.act != nil {
+		m.act.close()
+	}
 	m.wg.Wait()
-	return m.run.close()
+	err := m.run.close()
+	if m.act != nil {
+		m.act.closeFDs()
+	}
+	return err
 }

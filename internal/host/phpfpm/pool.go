@@ -190,7 +190,7 @@ func (r *rendered) hash() string { return configHash(r.master, r.poolConf) }
 // view is what the templates see.
 type view struct {
 	Tenant, Version, WebGroup                                   string
-	PidFile, ErrorLog, PoolConf, Socket                         string
+	PidFile, ErrorLog, PoolConf, Socket, Listen                 string
 	ControlTimeout                                              int
 	PM                                                          string
 	MaxChildren, StartServers, MinSpareServers, MaxSpareServers int
@@ -218,7 +218,7 @@ func (m *Manager) render(pool Pool) (*rendered, error) {
 	r := &rendered{key: k, pool: p, binary: bin, errorLog: errorLogPath(p.Home, version)}
 	v := view{
 		Tenant: p.Tenant, Version: version, WebGroup: m.opts.WebGroup,
-		PidFile: m.pidPath(k), ErrorLog: r.errorLog, PoolConf: m.poolPath(k), Socket: m.socketPath(k),
+		PidFile: m.pidPath(k), ErrorLog: r.errorLog, PoolConf: m.poolPath(k), Socket: m.socketPath(k), Listen: m.heldPath(k),
 		ControlTimeout: int(ControlTimeout / time.Second),
 		PM:             p.PM, MaxChildren: p.MaxChildren,
 		StartServers: min(2, p.MaxChildren), MinSpareServers: 1, MaxSpareServers: min(3, p.MaxChildren),

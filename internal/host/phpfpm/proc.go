@@ -197,6 +197,9 @@ func leftoverWorkers(pgid int, exes []string, tenant string) []*process {
 // killLeftovers SIGKILLs the workers a dead master left behind (they still
 // listen on its socket) and waits a little for them to go.
 func killLeftovers(pgid int, exes []string, tenant string) int {
+	if errors.Is(unix.Kill(-pgid, 0), unix.ESRCH) {
+		return 0 // nobody is left in the group: no need to read /proc
+	}
 	ps := leftoverWorkers(pgid, exes, tenant)
 	for _, p := range ps {
 		_ = p.signal(syscall.SIGKILL)

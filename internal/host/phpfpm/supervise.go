@@ -109,6 +109,14 @@ func (s *supervisor) status(_ context.Context, in *instance) (status, bool, erro
 		}
 		s.m.logger(in.key).Info("adopted a running PHP-FPM master", "pid", p.pid)
 		in.proc = p
+		in.busyAt = s.m.opts.Clock()
+		if in.ln == nil {
+			ln, err := s.m.takeListener(in.key, p, nil)
+			if err != nil {
+				s.m.logger(in.key).Warn("cannot take over the master's socket; Apply replaces the master", "err", err)
+			}
+			in.ln = ln
+		}
 		s.supervise(in)
 	}
 	pi, err := readProc(in.proc.pid)
@@ -125,11 +133,17 @@ func (s *supervisor) start(ctx context.Context, in *instance, binary string) err
 		p.release()
 		return fmt.Errorf("start PHP-FPM master of %s: one runs already", k.name())
 	}
+	if in.ln == nil {
+		return fmt.Errorf("start PHP-FPM master of %s: wcpd holds no socket for it", k.name())
+	}
 	s.killLeftovers(k, readPidFile(m.pidPath(k)))
-	if err := ensureDir(m.opts.RunDir, 0o711); err != nil {
+	if err := ensureDir(m.opts.RunDir, runDirMode); err != nil {
 		return err
 	}
-	c := cmdrun.Cmd{Path: binary, Args: []string{"--nodaemonize", "--fpm-config", m.confPath(k)}, Setsid: true}
+	// The socket wcpd holds is the master's descriptor 3; FPM_SOCKETS
+	// makes php-fpm use it for its listen path instead of binding.
+	c := cmdrun.Cmd{Path: binary, Args: []string{"--nodaemonize", "--fpm-config", m.confPath(k)}, Setsid: true,
+		ExtraFiles: []*os.File{in.ln.f}, Env: []string{"FPM_SOCKETS=" + m.heldPath(k) + "=3"}}
 	if m.opts.CgroupDir != nil {
 		fd, err := openCgroup(m.opts.CgroupDir, k.tenant)
 		if err != nil {
@@ -163,6 +177,8 @@ func (s *supervisor) start(ctx context.Context, in *instance, binary string) err
 		return fmt.Errorf("start PHP-FPM master of %s: %w: %s", k.name(), err, logTail(in.errorLog, logOff))
 	}
 	in.proc = p
+	in.busyAt = m.opts.Clock()
+	m.count(func(st *Stats) { st.Starts++ })
 	if err := m.markLoaded(k); err != nil {
 		return err
 	}
@@ -330,6 +346,9 @@ func (s *supervisor) adopt(ctx context.Context) error {
 		}
 		errs = append(errs, m.locked(k, func(in *instance) error {
 			_, ok, err := s.status(ctx, in)
+			if err == nil && ok && in.ln == nil {
+				m.logger(k).Warn("adopted a PHP-FPM master whose socket wcpd does not hold; Apply replaces it")
+			}
 			if err == nil && !ok {
 				// Its master is gone: a stale pid file. Apply starts a new one.
 				m.logger(k).Info("PHP-FPM master is not running; not adopted", "pidFile", m.pidPath(k))
@@ -358,8 +377,9 @@ func (s *supervisor) supervise(in *instance) {
 }
 
 // loop watches in's master and restarts it, with backoff, when it exits
-// without being asked to. It ends when the master is removed or the
-// Manager closed.
+// without being asked to (with IdleStop: arms its socket again, after the
+// backoff, so that the next request starts it). It ends when the master is
+// stopped on purpose or removed, or the Manager closed.
 func (s *supervisor) loop(in *instance) {
 	m := s.m
 	defer m.wg.Done()
@@ -367,6 +387,12 @@ func (s *supervisor) loop(in *instance) {
 	for {
 		in.mu.Lock()
 		p := in.proc
+		if p == nil && !in.restarting {
+			// Stopped on purpose (idle, replaced, removed): start supervises again.
+			in.supervised = false
+			in.mu.Unlock()
+			return
+		}
 		in.mu.Unlock()
 		if p != nil {
 			select {
@@ -383,6 +409,7 @@ func (s *supervisor) loop(in *instance) {
 				continue
 			}
 			in.proc = nil
+			in.restarting = true
 			in.mu.Unlock()
 			ran := m.opts.Clock().Sub(p.started)
 			if ran >= stableAfter {
@@ -391,7 +418,7 @@ func (s *supervisor) loop(in *instance) {
 			p.release()
 			s.killLeftovers(in.key, p.pid)
 			log.Warn("PHP-FPM master exited; restarting", "pid", p.pid, "ran", ran.Round(time.Millisecond),
-				"restartIn", nextDelay(in.restartWait, m.opts))
+				"restartIn", nextDelay(in.restartWait, m.opts), "onDemand", m.onDemand())
 		}
 		in.restartWait = nextDelay(in.restartWait, m.opts)
 		t := time.NewTimer(in.restartWait)
@@ -410,11 +437,18 @@ func (s *supervisor) loop(in *instance) {
 			return
 		}
 		var err error
-		if in.proc == nil { // else Apply started one meanwhile
+		switch {
+		case in.proc != nil: // Apply started one meanwhile
+			in.restarting = false
+		case m.onDemand():
+			in.restarting = false
+			m.arm(in)
+		default:
 			var bin string
 			if _, bin, err = m.resolve(in.version); err == nil {
 				err = s.start(context.Background(), in, bin)
 			}
+			in.restarting = err != nil
 		}
 		in.mu.Unlock()
 		if err != nil {
@@ -444,6 +478,9 @@ func (s *supervisor) close() error {
 			in.proc.release()
 			in.proc = nil
 		}
+		// A running master keeps its copy of the socket; a stopped one's
+		// socket ends here, until the next wcpd's Apply makes a new one.
+		s.m.closeListener(in)
 		in.mu.Unlock()
 	}
 	return nil
