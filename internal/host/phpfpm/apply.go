@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wcp360/wcp360/internal/host/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -14,12 +13,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
 )
 
 // Modes of what this package writes.
@@ -304,19 +302,6 @@ func (m *Manager) writeConfig(ctx context.Context, r *rendered) error {
 		m.logger(r.key).Warn("cannot mark snapshot committed", "snapshot", snap.ID(), "err", err)
 	}
 	return nil
-}
-
-// testConfig runs php-fpm<v> -t on the master config as written.
-func (m *Manager) testConfig(ctx context.Context, r *rendered) error {
-	out, err := cmdrun.Run(ctx, cmdrun.Cmd{Path: r.binary, Args: []string{"-t", "--fpm-config", m.confPath(r.key)}, Timeout: time.Minute})
-	if err == nil {
-		return nil
-	}
-	var ee interface{ ExitCode() int }
-	if errors.As(err, &ee) && ee.ExitCode() > 0 {
-		return &ConfigError{Tenant: r.tenant, Version: r.version, Message: cleanLog(string(out))}
-	}
-	return fmt.Errorf("test the PHP-FPM config of %s: %w", r.name(), err)
 }
 
 // Remove stops the master of tenant and version (gracefully: SIGQUIT lets

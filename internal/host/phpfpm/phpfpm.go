@@ -143,6 +143,7 @@ type Manager struct {
 	webGID int
 	run    runner
 
+	tests   tester
 	mu      sync.Mutex
 	stats   Stats
 	inst    map[key]*instance
@@ -233,6 +234,9 @@ type Stats struct {
 	// Starts counts masters started (by Apply, a restart or a request);
 	// IdleStops, masters stopped after Options.IdleStop without work.
 	Starts, IdleStops int
+	// Tests counts php-fpm -t runs; TestedPools, the pools they tested
+	// (more than Tests when Applies were tested together).
+	Tests, TestedPools int
 	// Running is the number of masters running now.
 	Running int
 }
