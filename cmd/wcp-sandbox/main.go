@@ -4,11 +4,14 @@
 // /var/log are fresh tmpfs, lo is the only network interface and the host
 // name is wcp-sandbox. The demo runs the panel in one.
 //
-//	wcp-sandbox [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
+//	wcp-sandbox [--rootfs DIR] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
 //
 // --bind mounts a host file or directory into the sandbox (a directory for a
 // unix socket that the outside uses, say); --host adds a line to the
-// sandbox's /etc/hosts; --env sets a variable for COMMAND.
+// sandbox's /etc/hosts; --env sets a variable for COMMAND. --rootfs runs
+// COMMAND in another system's root filesystem (a debootstrap tree, such as
+// the one hack/trixie-rootfs.sh builds) instead of the host's: its root is
+// an overlay of DIR whose writes vanish with the sandbox.
 //
 // The exit status is COMMAND's (128+N when signal N killed it), 125 when the
 // sandbox could not be made, 126/127 when COMMAND could not be run or found,

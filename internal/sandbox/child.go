@@ -99,7 +99,21 @@ func setup(cfg childConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
-	if err := mountOverlays(); err != nil {
+	if cfg.RootFS != "" {
+		// Once the host's root is detached its mounts cannot be bound any
+		// more: take detached copies of the sources now.
+		for i, b := range cfg.Binds {
+			fd, err := unix.OpenTree(int(sources[i].Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+			if err != nil {
+				return fmt.Errorf("bind %s: %w", b.Source, err)
+			}
+			_ = sources[i].Close()
+			sources[i] = os.NewFile(uintptr(fd), b.Source)
+		}
+		if err := enterRootFS(cfg.RootFS); err != nil {
+			return err
+		}
+	} else if err := mountOverlays(); err != nil {
 		return err
 	}
 	logDirs, err := dirTree("/var/log")
@@ -124,7 +138,7 @@ func setup(cfg childConfig) error {
 		return err
 	}
 	for i, b := range cfg.Binds {
-		if err := bindMount(b, sources[i]); err != nil {
+		if err := bindMount(b, sources[i], cfg.RootFS != ""); err != nil {
 			return err
 		}
 	}
@@ -172,6 +186,91 @@ func mountOverlays() error {
 	}
 	if err := unix.Unmount(scratch, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach scratch tmpfs: %w", err)
+	}
+	return nil
+}
+
+// enterRootFS makes an overlay of dir the root of this mount namespace:
+// dir is its lower layer, its writes go to a tmpfs, so dir never changes.
+// Its /dev gets the host's harmless devices (the host's /dev is no longer
+// visible after the switch) and /sys the sysfs of this network namespace,
+// read-only. /proc and the rest are mounted by setup, as for any sandbox.
+func enterRootFS(dir string) error {
+	// The scratch tmpfs holds the overlay's upper and work directories and
+	// its mount point; detached with the old root, the overlay keeps it.
+	const scratch = "/run"
+	if err := unix.Mount("wcp-sandbox-root", scratch, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("mount scratch tmpfs: %w", err)
+	}
+	root, upper, work := scratch+"/root", scratch+"/upper", scratch+"/work"
+	for _, d := range []string{root, upper, work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := copyOwnerMode(dir, upper); err != nil {
+		return err
+	}
+	opts := "lowerdir=" + dir + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("overlay over the rootfs %s: %w", dir, err)
+	}
+	for _, d := range []string{"proc", "sys", "dev", "etc", "run", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil { //nolint:gosec // mount points in the overlay, as on any system
+			return err
+		}
+	}
+	if err := populateDev(root + "/dev"); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on the new one; detaching it
+	// leaves the new one alone.
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root into the rootfs %s: %w", dir, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the host's root: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /sys: %w", err)
+	}
+	return nil
+}
+
+// populateDev mounts a tmpfs on dev with the host's null, zero, full,
+// random, urandom and tty bound in, a devpts of its own, and the usual
+// links.
+func populateDev(dev string) error {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755"); err != nil {
+		return fmt.Errorf("mount tmpfs on /dev: %w", err)
+	}
+	for _, n := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		target := filepath.Join(dev, n)
+		if err := os.WriteFile(target, nil, 0o600); err != nil {
+			return err
+		}
+		if err := unix.Mount("/dev/"+n, target, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", n, err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dev, "pts"), 0o755); err != nil { //nolint:gosec // as on any system
+		return err
+	}
+	if err := unix.Mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
+	}
+	links := [][2]string{{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}}
+	for _, l := range links {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -320,8 +419,6 @@ func privateRoot(path string) bool {
 	return false
 }
 
-// bindMount mounts source (an O_PATH file of b.Source, opened in the
-// host's view) on b.Target.
 // resolveExisting resolves the symbolic links of the longest existing
 // prefix of path.
 func resolveExisting(path string) (string, error) {
@@ -339,14 +436,19 @@ func resolveExisting(path string) (string, error) {
 	}
 }
 
-func bindMount(b Bind, source *os.File) error {
+// bindMount mounts source (an O_PATH file of b.Source, opened in the
+// host's view) on b.Target. A missing target is created when it lies in a
+// private part of the sandbox. With rootfs, all of the sandbox is private
+// (its root is an overlay on a tmpfs) and source is a detached copy of
+// b.Source's mount (open_tree), which is moved onto the target.
+func bindMount(b Bind, source *os.File, rootfs bool) error {
 	target := filepath.Clean(b.Target)
 	src, err := source.Stat()
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", b.Source, err)
 	}
 	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-		if resolved, err := resolveExisting(target); err != nil || !privateRoot(resolved) {
+		if resolved, err := resolveExisting(target); err != nil || !rootfs && !privateRoot(resolved) {
 			return fmt.Errorf("bind %s:%s: the target is missing, and is not in a private part of the sandbox where it could be created", b.Source, b.Target)
 		}
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil { //nolint:gosec // path to a mount point, inside the sandbox
@@ -361,8 +463,13 @@ func bindMount(b Bind, source *os.File) error {
 			return err
 		}
 	}
-	fdPath := fmt.Sprintf("/proc/self/fd/%d", source.Fd())
-	if err := unix.Mount(fdPath, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if rootfs {
+		err = unix.MoveMount(int(source.Fd()), "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	} else {
+		fdPath := fmt.Sprintf("/proc/self/fd/%d", source.Fd())
+		err = unix.Mount(fdPath, target, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	if err != nil {
 		return fmt.Errorf("bind %s:%s: %w", b.Source, b.Target, err)
 	}
 	if b.ReadOnly {

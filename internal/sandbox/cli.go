@@ -12,12 +12,13 @@ import (
 	"syscall"
 )
 
-const usage = `usage: wcp-sandbox [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
+const usage = `usage: wcp-sandbox [--rootfs DIR] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
 
 Runs COMMAND as root in a new sandbox (private /etc, /var, /home overlays;
 tmpfs /run, /tmp, /srv/www, /var/lib/wcp360, /var/log; only lo; hostname
 wcp-sandbox) and exits with its status. Everything it started is killed
-when COMMAND exits.
+when COMMAND exits. With --rootfs, the sandbox's root is a private overlay
+of DIR (another system's root filesystem) instead of the host's.
 `
 
 // RunCLI is the wcp-sandbox command: it parses args (without the program
@@ -99,6 +100,7 @@ func parseCLI(args []string) (Options, []string, error) {
 		opts.Env = append(opts.Env, v)
 		return nil
 	})
+	fs.StringVar(&opts.RootFS, "rootfs", "", "run in a private overlay of this root filesystem instead of the host's")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, nil, err
 	}

@@ -24,6 +24,15 @@
 // host. The only change it makes on the host is creating the /srv/www mount
 // point when it is missing.
 //
+// With Options.RootFS the sandbox runs another system instead: the root is
+// an overlay over that directory (a debootstrap tree, say) whose writes go
+// to a tmpfs, so the directory never changes and the host's filesystem is
+// not visible at all, except through Options.Binds. /dev is a tmpfs with
+// the host's null, zero, full, random, urandom and tty and a private devpts,
+// /sys is read-only, and /proc, the tmpfs mounts, lo, the host name and
+// /etc/hosts are as above. The program must exist in that tree (or be
+// bound into it): a statically linked binary runs in any of them.
+//
 // The sandbox is started by re-executing the current binary
 // (/proc/self/exe); the child recognises itself by an environment variable
 // and sets the sandbox up before doing anything else. Test binaries do that
@@ -88,7 +97,8 @@ type Bind struct {
 	Source string
 	// Target is the absolute path inside the sandbox. When it is missing it is
 	// created, if it lies in a private part of the sandbox (/etc, /var, /home,
-	// /run, /tmp, /dev/shm, /srv/www); elsewhere it must exist.
+	// /run, /tmp, /dev/shm, /srv/www; with Options.RootFS, anywhere);
+	// elsewhere it must exist.
 	Target string
 	// ReadOnly makes the mount read-only inside the sandbox.
 	ReadOnly bool
@@ -102,6 +112,10 @@ type Options struct {
 	Hosts map[string]string
 	// Env is added to the environment of the sandboxed process (KEY=VALUE).
 	Env []string
+	// RootFS, when set, is the absolute path of a root filesystem to run in
+	// instead of the host's (see the package documentation). Bind targets
+	// are then paths in it, and may be created anywhere in it.
+	RootFS string
 }
 
 var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
@@ -124,6 +138,9 @@ func (o Options) Validate() error {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return fmt.Errorf("host %s: %w", name, err)
 		}
+	}
+	if o.RootFS != "" && (!filepath.IsAbs(o.RootFS) || strings.ContainsAny(o.RootFS, ",:\\")) {
+		return fmt.Errorf("rootfs %q: want an absolute path without ',', ':' or '\\'", o.RootFS)
 	}
 	for _, kv := range o.Env {
 		k, _, ok := strings.Cut(kv, "=")
@@ -157,6 +174,8 @@ type childConfig struct {
 	// ParentNS are the parent's namespaces: the child refuses to set up in
 	// any of them (it would change the host).
 	ParentNS map[string]string `json:"parentNS"`
+	// RootFS is Options.RootFS.
+	RootFS string `json:"rootfs,omitempty"`
 }
 
 // namespaces this package creates, by their /proc/self/ns names.
@@ -220,7 +239,16 @@ func start(ctx context.Context, opts Options, args, command []string, stdio Stdi
 	if Inside() {
 		return nil, fmt.Errorf("%w: already inside a sandbox", ErrUnavailable)
 	}
-	cfg := childConfig{Binds: opts.Binds, Hosts: opts.Hosts, Command: command, ParentNS: map[string]string{}}
+	if opts.RootFS != "" {
+		st, err := os.Stat(opts.RootFS)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: rootfs: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("sandbox: rootfs %s is not a directory", opts.RootFS)
+		}
+	}
+	cfg := childConfig{Binds: opts.Binds, Hosts: opts.Hosts, Command: command, ParentNS: map[string]string{}, RootFS: opts.RootFS}
 	for _, n := range namespaceNames {
 		link, err := os.Readlink("/proc/self/ns/" + n)
 		if err != nil {

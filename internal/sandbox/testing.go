@@ -100,6 +100,24 @@ func RunWith(t *testing.T, opts Options) bool {
 	if _, ok := os.LookupEnv(envSetup); ok {
 		t.Fatal("sandbox: this test binary's TestMain does not call sandbox.Main or sandbox.MainFunc")
 	}
+	runTest(t, opts, "")
+	return true
+}
+
+// RunBinary runs the test of t's name in another test binary, bin, in a
+// sandbox, and reports its result as t's, as Run does: t fails if it
+// failed and skips if it skipped. bin is a path in the sandbox's view; with
+// Options.RootFS, a binary that runs there (statically linked, say) bound
+// into it. In bin, Inside is true (so Run returns false there).
+func RunBinary(t *testing.T, opts Options, bin string) {
+	t.Helper()
+	runTest(t, opts, bin)
+}
+
+// runTest runs t alone in a sandbox: this binary again when bin is empty,
+// else the test binary bin.
+func runTest(t *testing.T, opts Options, bin string) {
+	t.Helper()
 	if strings.Contains(t.Name(), "/") {
 		t.Fatalf("sandbox: Run only sandboxes top-level tests; call it in the parent of %s", t.Name())
 	}
@@ -111,9 +129,16 @@ func RunWith(t *testing.T, opts Options) bool {
 		opts.Env = append(opts.Env, "GORACE="+strings.TrimSpace(r+" atexit_sleep_ms=0"))
 	}
 	out := &testOutput{t: t, name: t.Name()}
-	p, err := StartSelf(t.Context(), opts, args, Stdio{Stdout: out, Stderr: out})
+	stdio := Stdio{Stdout: out, Stderr: out}
+	var p *Process
+	var err error
+	if bin == "" {
+		p, err = StartSelf(t.Context(), opts, args, stdio)
+	} else {
+		p, err = Start(t.Context(), opts, append([]string{bin}, args...), stdio)
+	}
 	if errors.Is(err, ErrUnavailable) {
-		unavailable(t, err.Error())
+		Unavailable(t, err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +149,7 @@ func RunWith(t *testing.T, opts Options) bool {
 	case err != nil:
 		t.Fatal(err)
 	case code == ExitSetupFailed:
-		unavailable(t, "the sandbox could not be set up (its output is above)")
+		Unavailable(t, "the sandbox could not be set up (its output is above)")
 	case code != 0:
 		t.Fatalf("sandbox: %s failed in its sandbox (exit status %d)", t.Name(), code)
 	case out.result == "SKIP":
@@ -132,10 +157,12 @@ func RunWith(t *testing.T, opts Options) bool {
 	case out.result != "PASS":
 		t.Fatalf("sandbox: the sandboxed run did not run %s", t.Name())
 	}
-	return true
 }
 
-func unavailable(t *testing.T, reason string) {
+// Unavailable ends a test that needs something this machine lacks (a
+// sandbox, or what a sandbox needs): it fails when the CI environment
+// variable is set or EnvRequire is 1, and is skipped otherwise.
+func Unavailable(t testing.TB, reason string) {
 	t.Helper()
 	if os.Getenv("CI") != "" || os.Getenv(EnvRequire) == "1" {
 		t.Fatalf("sandbox: %s (required: CI or %s=1 is set)", reason, EnvRequire)

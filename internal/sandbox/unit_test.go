@@ -77,6 +77,9 @@ func TestValidate(t *testing.T) {
 		{"bad ip", Options{Hosts: map[string]string{"a": "10.0.0"}}, "host a"},
 		{"env without =", Options{Env: []string{"A"}}, "KEY=VALUE"},
 		{"reserved env", Options{Env: []string{envSetup + "={}"}}, "reserved"},
+		{"rootfs", Options{RootFS: "/var/cache/wcp360/rootfs/trixie-0123"}, ""},
+		{"relative rootfs", Options{RootFS: "rootfs"}, "rootfs"},
+		{"rootfs with a comma", Options{RootFS: "/a,upperdir=/b"}, "rootfs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +114,7 @@ func TestParseCLI(t *testing.T) {
 				Hosts: map[string]string{"db.test": "10.0.0.1"},
 				Env:   []string{"A=1"},
 			}, []string{"wcpd", "--serve"}, false},
+		{"rootfs", []string{"--rootfs", "/srv/trixie", "--", "/bin/sh"}, Options{RootFS: "/srv/trixie"}, []string{"/bin/sh"}, false},
 		{"no command", []string{"--host", "a=10.0.0.1"}, Options{}, nil, true},
 		{"bad bind", []string{"--bind", "/a", "--", "true"}, Options{}, nil, true},
 		{"bad bind mode", []string{"--bind", "/a:/b:rw", "--", "true"}, Options{}, nil, true},
@@ -138,7 +142,7 @@ func TestParseCLI(t *testing.T) {
 func requireSandbox(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		unavailable(t, "not running as root")
+		Unavailable(t, "not running as root")
 	}
 }
 

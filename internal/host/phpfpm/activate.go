@@ -383,6 +383,9 @@ func (m *Manager) idleSweep() {
 }
 
 func (m *Manager) sweepOnce() {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
+	m.run.sync(ctx)
+	cancel()
 	now := m.opts.Clock()
 	m.mu.Lock()
 	ins := make([]*instance, 0, len(m.inst))

@@ -63,8 +63,12 @@ func (m *Manager) Observe(ctx context.Context, pool Pool) ([]host.Difference, er
 	}
 	err = m.locked(r.key, func(in *instance) error {
 		st, ok, err := m.run.status(ctx, in)
+		held := false
+		if err == nil {
+			held, err = m.run.held(ctx, in)
+		}
 		// (A missing socket file is reported below.)
-		if _, serr := os.Lstat(m.socketPath(r.key)); err == nil && serr == nil && (in.ln == nil || !m.current(r.key, in.ln)) {
+		if _, serr := os.Lstat(m.socketPath(r.key)); err == nil && serr == nil && !held {
 			ds = append(ds, host.Difference{Field: "socket.held", Want: "held by wcpd, named " + m.socketPath(r.key),
 				Have: "not held (wcpd restarted while no master ran, or the socket file was removed or replaced)"})
 		}
@@ -179,7 +183,7 @@ func (m *Manager) apply(ctx context.Context, in *instance, r *rendered) error {
 // as needed; with IdleStop a master that does not run is left to the next
 // request.
 func (m *Manager) converge(ctx context.Context, in *instance, r *rendered) error {
-	if err := m.ensureListener(ctx, in, r); err != nil {
+	if err := m.run.listen(ctx, in, r); err != nil {
 		return err
 	}
 	st, ok, err := m.run.status(ctx, in)

@@ -131,6 +131,11 @@ type Options struct {
 	// stopped again. An idle tenant then costs no process at all. 0 keeps
 	// every master running.
 	IdleStop time.Duration
+	// Runner is who starts and watches the masters: RunnerSystemd (a
+	// transient unit per master, Slice= per tenant, systemd holding the
+	// socket), RunnerWcpd (wcpd itself), or RunnerAuto (""): systemd
+	// where it is PID 1.
+	Runner string
 }
 
 // Manager runs the PHP-FPM masters of all tenants. It is safe for
@@ -205,7 +210,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, log: opts.Logger, tmpl: tmpl, webGID: gid,
 		inst: map[key]*instance{}, closing: make(chan struct{})}
-	m.run = &supervisor{m: m}
+	if m.run, err = newRunner(m); err != nil {
+		return nil, err
+	}
 	if opts.IdleStop < 0 {
 		return nil, fmt.Errorf("phpfpm: IdleStop %s is negative", opts.IdleStop)
 	}

@@ -20,12 +20,19 @@ import (
 )
 
 // runner starts, reloads, stops and finds masters. The Manager calls it
-// with the instance locked. supervisor is wcpd's own; a systemd runner
-// (one unit per master, Slice= per tenant, over D-Bus) is the other
-// implementation this seam is for: status from the unit's MainPID, start
-// and stop through the unit, reload as SIGUSR2 to the MainPID, adopt and
-// close doing nothing.
+// with the instance locked (but sync and close). supervisor is wcpd's own;
+// systemdRunner (systemd.go: one transient unit per master, Slice= per
+// tenant, over D-Bus) is the other.
 type runner interface {
+	// listen makes sure the master's socket exists, is held (by wcpd or
+	// systemd) and is named by socketPath; a master running with another
+	// socket is stopped.
+	listen(ctx context.Context, in *instance, r *rendered) error
+	// held reports whether socketPath names the socket held for in.
+	held(ctx context.Context, in *instance) (bool, error)
+	// sync, before an idle sweep, picks up the masters started behind
+	// the Manager's back (systemd's socket activation and Restart=).
+	sync(ctx context.Context)
 	// status returns the running master of in, verified, or ok false.
 	status(ctx context.Context, in *instance) (st status, ok bool, err error)
 	// start starts the master (none is running) and returns once its
@@ -54,6 +61,17 @@ type status struct {
 // supervisor is wcpd supervising the masters itself: each runs in a
 // session of its own, watched through a pidfd, restarted with backoff.
 type supervisor struct{ m *Manager }
+
+func (s *supervisor) listen(ctx context.Context, in *instance, r *rendered) error {
+	return s.m.ensureListener(ctx, in, r)
+}
+
+func (s *supervisor) held(_ context.Context, in *instance) (bool, error) {
+	return in.ln != nil && s.m.current(in.key, in.ln), nil
+}
+
+// sync has nothing to do: wcpd starts every master itself.
+func (s *supervisor) sync(context.Context) {}
 
 // stableAfter resets the restart backoff of a master that ran this long.
 const stableAfter = time.Minute
