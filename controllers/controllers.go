@@ -134,6 +134,9 @@ type resourceReconciler struct {
 
 // Reconcile converges one resource from its current stored state.
 func (r *resourceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// One reconcile reads each row once: the tenant that the checks, the
+	// drift policy and every step of a domain look at is one read.
+	ctx = store.WithReadCache(ctx)
 	row, err := r.opts.Store.Get(ctx, r.kind, req.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		return reconcile.Result{}, nil // deleted meanwhile: nothing to do
@@ -453,7 +456,7 @@ func (r *resourceReconciler) writeStatus(ctx context.Context, row store.Resource
 }
 
 func (r *resourceReconciler) event(ctx context.Context, row store.Resource, typ, reason, msg string) {
-	err := r.opts.Store.RecordEvent(ctx, store.Event{Kind: r.kind, Name: row.Name, Tenant: row.Tenant,
+	err := r.opts.Store.RecordEvent(ctx, store.Event{Kind: r.kind, Name: row.Name, Tenant: row.Tenant, UID: row.UID,
 		Type: typ, Reason: reason, Message: msg})
 	if err != nil {
 		r.log(ctx).Warn("cannot record event", "reason", reason, "err", err)

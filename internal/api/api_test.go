@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/client/clienttest"
+	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
@@ -210,13 +212,34 @@ func TestDeleteAndOpenAPI(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi version %q", doc.OpenAPI)
 	}
-	for _, p := range []string{"/api/v1/tenants", "/api/v1/domains/{name}", "/api/v1/databases/{name}/events"} {
+	for _, p := range []string{"/api/v1/tenants", "/api/v1/domains/{name}", "/api/v1/databases/{name}/events", "/metrics"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("openapi lacks path %s", p)
 		}
 	}
 	if _, ok := doc.Components.Schemas["Tenant"]; !ok {
 		t.Errorf("openapi lacks the Tenant schema; has %d schemas", len(doc.Components.Schemas))
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	d := clienttest.StartWith(t, clienttest.Options{Metrics: func(w io.Writer) error {
+		_, err := io.WriteString(w, "# TYPE wcp360_nginx_reloads_total counter\nwcp360_nginx_reloads_total 2\n")
+		return err
+	}})
+	code, ctype, b := call(t, d, http.MethodGet, "/metrics", "")
+	if code != http.StatusOK || ctype != metrics.ContentType || !bytes.HasSuffix(b, []byte("\nwcp360_nginx_reloads_total 2\n")) {
+		t.Errorf("GET /metrics: %d %q %s", code, ctype, b)
+	}
+	bare := clienttest.Start(t)
+	code, ctype, b = call(t, bare, http.MethodGet, "/metrics", "")
+	if p := problem(t, ctype, b); code != http.StatusNotImplemented || p.Title != "No metrics" {
+		t.Errorf("GET /metrics without metrics: %d %+v", code, p)
+	}
+	failing := clienttest.StartWith(t, clienttest.Options{Metrics: func(io.Writer) error { return errors.New("broken counter") }})
+	code, ctype, b = call(t, failing, http.MethodGet, "/metrics", "")
+	if p := problem(t, ctype, b); code != http.StatusInternalServerError || !strings.Contains(p.Detail, "broken counter") {
+		t.Errorf("GET /metrics failing: %d %+v", code, p)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/metrics"
 )
 
 // OpenAPI builds the OpenAPI 3.1 document of the API. Schemas are derived
@@ -27,6 +28,8 @@ func OpenAPI(version string) map[string]any {
 	g.named("ReconcileResponse", reflect.TypeFor[ReconcileResponse]())
 	paths := map[string]any{
 		"/healthz": map[string]any{"get": op("Health of wcpd and its database", "Health", nil)},
+		"/metrics": map[string]any{"get": textOp("Counters and durations of the controllers and host drivers "+
+			"(nginx tests, reloads and starts; reconciles per controller), in the Prometheus text format", metrics.ContentType)},
 	}
 	for _, k := range v1alpha1.Kinds {
 		addKindPaths(paths, k)
@@ -107,6 +110,14 @@ func op(summary, result string, body map[string]any) map[string]any {
 	if body != nil {
 		o["requestBody"] = body
 	}
+	return o
+}
+
+// textOp is an operation that answers text of the media type.
+func textOp(summary, mediaType string) map[string]any {
+	o := op(summary, "", nil)
+	o["responses"].(map[string]any)["200"] = map[string]any{"description": "OK", "content": map[string]any{
+		mediaType: map[string]any{"schema": map[string]any{"type": "string"}}}}
 	return o
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 	"github.com/wcp360/wcp360/internal/jsondiff"
+	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/store"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	Enqueue func(kind v1alpha1.Kind, name string)
 	// Clock is the time source (time.Now when nil).
 	Clock func() time.Time
+	// Metrics writes the daemon's metrics in the Prometheus text format
+	// (metrics.ContentType) for GET /metrics; nil answers 501.
+	Metrics func(w io.Writer) error
 }
 
 // Server serves the API.
@@ -83,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /openapi.json", s.openapi)
+	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
 	mux.HandleFunc("GET /api/v1/{plural}", s.withKind(s.list))
 	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.withKind(s.get))
@@ -170,6 +175,21 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, h)
+}
+
+// metrics answers GET /metrics in the Prometheus text format.
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Metrics == nil {
+		writeProblem(w, http.StatusNotImplemented, "No metrics", "this daemon keeps no metrics", nil)
+		return
+	}
+	var b bytes.Buffer
+	if err := s.opts.Metrics(&b); err != nil {
+		s.internalError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", metrics.ContentType)
+	_, _ = w.Write(b.Bytes())
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {

@@ -116,6 +116,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.reconcileCommand(),
 		a.diffCommand(),
 		a.validateCommand(),
+		a.metricsCommand(),
 		a.versionCommand(),
 	)
 	return root

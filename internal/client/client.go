@@ -156,6 +156,27 @@ func (c *Client) Health(ctx context.Context) (api.Health, error) {
 	return h, decodeError(resp)
 }
 
+// Metrics asks GET /metrics: the daemon's counters (nginx reloads,
+// reconciles per controller, ...) in the Prometheus text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/metrics", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBytes))
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	return b, nil
+}
+
+// maxMetricsBytes caps what Metrics reads.
+const maxMetricsBytes = 16 << 20
+
 // Apply creates or updates obj (PUT). With dryRun the server runs every check
 // and reports what would change, then stores nothing.
 func (c *Client) Apply(ctx context.Context, obj v1alpha1.Object, dryRun bool) (api.ApplyResponse, error) {

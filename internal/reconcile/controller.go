@@ -169,9 +169,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	workCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	var workers sync.WaitGroup
-	for range c.opts.Workers {
-		workers.Go(func() { c.worker(workCtx) })
-	}
+	workers.Go(func() { c.dispatch(workCtx, &workers) })
 	var resync sync.WaitGroup
 	resync.Go(func() { c.resyncLoop(ctx) })
 	c.log.Info("controller started", "workers", c.opts.Workers)
@@ -209,21 +207,31 @@ func (c *Controller) drain(workers *sync.WaitGroup, abandon context.CancelFunc) 
 	return fmt.Errorf("controller %s: %w (%d after %s)", c.opts.Name, ErrShutdownTimeout, n, c.opts.ShutdownTimeout)
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
+// dispatch hands each key to a goroutine of its own, at most Workers at
+// once, and returns at shutdown. A key is taken from the queue only when a
+// worker is free, so that keys wait (and are deduplicated) in the queue.
+// Workers come and go with the work: controllers whose reconciles wait for
+// a shared batch run a thousand at once, and cost nothing when idle.
+func (c *Controller) dispatch(ctx context.Context, workers *sync.WaitGroup) {
+	free := make(chan struct{}, c.opts.Workers)
+	for {
+		free <- struct{}{}
+		name, shutdown := c.queue.Get()
+		if shutdown {
+			return
+		}
+		workers.Go(func() {
+			defer func() { <-free }()
+			c.process(ctx, name)
+		})
 	}
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	name, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
+func (c *Controller) process(ctx context.Context, name string) {
 	defer c.queue.Done(name)
 	c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	c.reconcileOne(ctx, name)
-	return true
 }
 
 func (c *Controller) reconcileOne(ctx context.Context, name string) {

@@ -37,6 +37,7 @@ func (s *Store) Apply(ctx context.Context, req ApplyRequest) (ApplyResult, error
 	if err := normalizeApply(t, &req); err != nil {
 		return ApplyResult{}, err
 	}
+	t.forget(ctx, req.Name)
 	var res ApplyResult
 	err = s.inTx(ctx, req.DryRun, func(tx pgx.Tx) error {
 		a := applier{tx: tx, t: t, req: req}

@@ -33,6 +33,7 @@ func (s *Store) Delete(ctx context.Context, kind v1alpha1.Kind, name string, res
 	if err != nil {
 		return Resource{}, err
 	}
+	forgetAll(ctx)
 	var res Resource
 	err = s.inTx(ctx, false, func(tx pgx.Tx) error {
 		var err error
@@ -106,6 +107,7 @@ func (s *Store) Finalize(ctx context.Context, kind v1alpha1.Kind, name, uid stri
 	if err != nil {
 		return err
 	}
+	t.forget(ctx, name)
 	err = s.inTx(ctx, false, func(tx pgx.Tx) error { return finalize(ctx, tx, t, name, uid) })
 	if err != nil {
 		return failure("finalize "+t.key(name), raceError(err, t, name))

@@ -37,36 +37,35 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) error {
 		return &FieldError{Field: "event", Value: e.Reason, Err: ErrInvalid,
 			Msg: fmt.Sprintf("an event needs a name, a reason and type Normal or Warning (got %q/%q/%q)", e.Name, e.Reason, e.Type)}
 	}
-	err = s.inTx(ctx, false, func(tx pgx.Tx) error {
-		if err := fillEventSubject(ctx, tx, t, &e); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (kind, name, tenant, resource_uid, type, reason, message)
+	if err := s.fillEventSubject(ctx, t, &e); err != nil {
+		return failure("record event about "+t.key(e.Name), err)
+	}
+	// One round trip: the statements of a batch up to its Sync run as one
+	// (implicit) transaction. Controllers record an event or two per
+	// reconcile, so a burst of thousands of resources is thousands of them.
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO events (kind, name, tenant, resource_uid, type, reason, message)
 			VALUES ($1, $2, $3, $4::uuid, $5, $6, $7)
 			ON CONFLICT (kind, name, resource_uid, type, reason, md5(message)) DO UPDATE
 			SET count = events.count + 1, last_seen = GREATEST(events.last_seen, now()), tenant = EXCLUDED.tenant`,
-			string(e.Kind), e.Name, e.Tenant, e.UID, e.Type, e.Reason, e.Message); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (
+		string(e.Kind), e.Name, e.Tenant, e.UID, e.Type, e.Reason, e.Message)
+	b.Queue(`DELETE FROM events WHERE id IN (
 				SELECT id FROM events WHERE kind = $1 AND name = $2 AND resource_uid = $3::uuid
 				ORDER BY last_seen DESC, id DESC OFFSET $4)`,
-			string(e.Kind), e.Name, e.UID, s.maxEvents)
-		return err
-	})
-	if err != nil {
+		string(e.Kind), e.Name, e.UID, s.maxEvents)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return failure("record event about "+t.key(e.Name), err)
 	}
 	return nil
 }
 
 // fillEventSubject fills in e's uid and tenant from the current row.
-func fillEventSubject(ctx context.Context, tx pgx.Tx, t table, e *Event) error {
+func (s *Store) fillEventSubject(ctx context.Context, t table, e *Event) error {
 	if e.UID != "" && e.Tenant != "" {
 		return nil
 	}
 	var uid, tenant string
-	err := tx.QueryRow(ctx, `SELECT uid::text, tenant FROM `+t.name+` WHERE name = $1`, e.Name).Scan(&uid, &tenant)
+	err := s.pool.QueryRow(ctx, `SELECT uid::text, tenant FROM `+t.name+` WHERE name = $1`, e.Name).Scan(&uid, &tenant)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		uid = nilUUID

@@ -15,11 +15,15 @@ func (s *Store) selectResources(t table, dest any) *bun.SelectQuery {
 	return s.db.NewSelect().Model(dest).ModelTableExpr(t.name).ColumnExpr(resourceColumns)
 }
 
-// Get returns the resource kind/name, also when it is marked for deletion.
+// Get returns the resource kind/name, also when it is marked for deletion;
+// under WithReadCache, as it was first read with that context.
 func (s *Store) Get(ctx context.Context, kind v1alpha1.Kind, name string) (Resource, error) {
 	t, err := tableFor(kind)
 	if err != nil {
 		return Resource{}, err
+	}
+	if r, ok := t.cached(ctx, name); ok {
+		return r, nil
 	}
 	var row resourceRow
 	err = s.selectResources(t, &row).Where("name = ?", name).Scan(ctx)
@@ -29,7 +33,9 @@ func (s *Store) Get(ctx context.Context, kind v1alpha1.Kind, name string) (Resou
 	if err != nil {
 		return Resource{}, failure("get "+t.key(name), err)
 	}
-	return row.resource(kind), nil
+	r := row.resource(kind)
+	t.remember(ctx, r)
+	return r, nil
 }
 
 // List returns the resources of kind that match opts, ordered by name.

@@ -28,6 +28,7 @@ func (s *Store) Rollback(ctx context.Context, req RollbackRequest) (ApplyResult,
 	if req.Prepare == nil {
 		return ApplyResult{}, errors.New("store: rollback: RollbackRequest.Prepare is nil")
 	}
+	t.forget(ctx, req.Name)
 	var (
 		res  ApplyResult
 		areq ApplyRequest

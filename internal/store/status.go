@@ -21,6 +21,7 @@ func (s *Store) UpdateStatus(ctx context.Context, u StatusUpdate) (Resource, err
 	if err != nil {
 		return Resource{}, err
 	}
+	t.forget(ctx, u.Name)
 	status := []byte(u.Status)
 	if len(status) == 0 {
 		status = []byte("{}")

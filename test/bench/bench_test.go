@@ -45,6 +45,7 @@ type wcpd struct {
 	socket string
 	client *http.Client
 	logs   *bytes.Buffer
+	out    *lockedWriter // writes to logs
 }
 
 func buildWcpd(tb testing.TB) string {
@@ -72,18 +73,19 @@ func startWcpd(tb testing.TB, workers int) *wcpd {
 	socket := filepath.Join(dir, "wcpd.sock")
 	cfg := filepath.Join(dir, "wcpd.yaml")
 	body := fmt.Sprintf("node: bench\ndatabase:\n  url: %q\n  maxConns: 20\napi:\n  socket: %s\npaths:\n  runDir: %s\n  stateDir: %s\n"+
-		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: warn\n",
-		pgtest.New(tb), socket, dir, dir, workers)
+		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: %s\n",
+		pgtest.New(tb), socket, dir, dir, workers, logLevel())
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	w := &wcpd{socket: socket, logs: &bytes.Buffer{}}
+	w.out = &lockedWriter{w: w.logs}
 	w.client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		MaxIdleConnsPerHost: 64,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		}}}
-	p, err := cmdrun.Start(context.Background(), cmdrun.Cmd{Path: bin, Args: []string{"serve", "--config", cfg}}, &lockedWriter{w: w.logs})
+	p, err := cmdrun.Start(context.Background(), cmdrun.Cmd{Path: bin, Args: []string{"serve", "--config", cfg}}, w.out)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -112,6 +114,58 @@ func startWcpd(tb testing.TB, workers int) *wcpd {
 	return w
 }
 
+// profileDir is $WCP_BENCH_PROFILE: a directory (outside the sandbox's
+// tmpfs, e.g. under the working tree) that receives, for the benchmarks
+// that profile, a CPU profile and an execution trace of wcpd taken during
+// the measured burst, and wcpd's log at level debug.
+func profileDir() string { return os.Getenv("WCP_BENCH_PROFILE") }
+
+func logLevel() string {
+	if profileDir() != "" {
+		return "debug"
+	}
+	return "warn"
+}
+
+// profile starts a CPU profile and an execution trace of wcpd of the given
+// length when $WCP_BENCH_PROFILE is set; the returned func waits for them
+// and writes them there with wcpd's log so far.
+func (w *wcpd) profile(tb testing.TB, name string, seconds int) (wait func()) {
+	tb.Helper()
+	dir := profileDir()
+	if dir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range []string{"profile", "trace"} {
+		wg.Go(func() {
+			c := &http.Client{Transport: w.client.Transport}
+			resp, err := c.Get(fmt.Sprintf("http://wcpd/debug/pprof/%s?seconds=%d", p, seconds))
+			if err != nil {
+				tb.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, name+"."+p), b, 0o644)
+			}
+			if err != nil {
+				tb.Error(err)
+			}
+		})
+	}
+	return func() {
+		wg.Wait()
+		if err := os.WriteFile(filepath.Join(dir, name+".log"), w.logBytes(), 0o644); err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -121,6 +175,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// logBytes is a copy of wcpd's log so far.
+func (w *wcpd) logBytes() []byte {
+	w.out.mu.Lock()
+	defer w.out.mu.Unlock()
+	return bytes.Clone(w.logs.Bytes())
 }
 
 func (w *wcpd) put(plural, name string, obj any) error {
@@ -189,6 +250,36 @@ func (w *wcpd) applyAll(tb testing.TB, items []item, parallel int) {
 	}
 }
 
+// metrics reads samples without labels from GET /metrics.
+func (w *wcpd) metrics(tb testing.TB, names ...string) []float64 {
+	tb.Helper()
+	resp, err := w.client.Get("http://wcpd/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		tb.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
+	}
+	out := make([]float64, len(names))
+	for i, n := range names {
+		found := false
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), n+" "); ok {
+				if out[i], err = strconv.ParseFloat(v, 64); err != nil {
+					tb.Fatal(err)
+				}
+				found = true
+			}
+		}
+		if !found {
+			tb.Fatalf("GET /metrics has no %s", n)
+		}
+	}
+	return out
+}
+
 // waitAllReady polls the list endpoint until every resource of plural is Ready.
 func (w *wcpd) waitAllReady(tb testing.TB, plural string, want int) {
 	tb.Helper()
@@ -229,23 +320,39 @@ func (w *wcpd) waitAllReady(tb testing.TB, plural string, want int) {
 }
 
 // BenchmarkApply1000Tenants1000Domains applies 1,000 tenants and 1,000 domains
-// through the API (8 concurrent clients) and waits until all are Ready.
+// through the API (8 concurrent clients) and waits until all are Ready
+// (Ready means serving; every page is then checked, untimed), and reports
+// the nginx reloads and account file writes the burst took, from wcpd's
+// GET /metrics.
 func BenchmarkApply1000Tenants1000Domains(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		w := startWcpd(b, 4)
 		ts, ds := manifests("a", 1000, 1)
+		counters := []string{"wcp360_nginx_reloads_total", "wcp360_nginx_tests_total", "wcp360_account_batches_total"}
+		before := w.metrics(b, counters...)
 		b.StartTimer()
 		start := time.Now()
+		profiled := w.profile(b, "apply1000", 30)
 		w.applyAll(b, ts, 8)
 		w.applyAll(b, ds, 8)
 		applied := time.Since(start)
 		w.waitAllReady(b, "tenants", len(ts))
 		w.waitAllReady(b, "domains", len(ds))
 		converged := time.Since(start)
+		b.StopTimer()
+		after := w.metrics(b, counters...)
+		for _, d := range ds {
+			waitSite(b, d.name) // Ready means serving: every page answers
+		}
+		profiled()
+		b.StartTimer()
 		b.ReportMetric(applied.Seconds(), "apply-s")
 		b.ReportMetric(float64(len(ts)+len(ds))/applied.Seconds(), "applied-resources/s")
 		b.ReportMetric(converged.Seconds(), "all-ready-s")
+		b.ReportMetric(after[0]-before[0], "nginx-reloads")
+		b.ReportMetric(after[1]-before[1], "nginx-t")
+		b.ReportMetric(after[2]-before[2], "account-writes")
 		// Applying the same 2,000 manifests again changes nothing.
 		again := time.Now()
 		w.applyAll(b, ts, 8)

@@ -8,6 +8,7 @@ package clienttest
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -56,6 +57,8 @@ type Options struct {
 	// controllers. Otherwise a reconcile request is recorded (Enqueued) and
 	// wakes the stand-in controller of RunController at once.
 	NoControllers bool
+	// Metrics answers GET /metrics; nil answers 501.
+	Metrics func(w io.Writer) error
 }
 
 // Start runs a daemon for tb; everything is stopped and dropped when tb ends.
@@ -78,7 +81,7 @@ func StartWith(tb testing.TB, opts Options) *Daemon {
 		tb.Fatalf("migrate: %v", err)
 	}
 	d := &Daemon{Store: st, Socket: socketPath(tb), kick: make(chan struct{}, 1)}
-	ao := api.Options{Store: st, Logger: testLogger(tb), Node: Node, Version: "test", Observer: opts.Observer}
+	ao := api.Options{Store: st, Logger: testLogger(tb), Node: Node, Version: "test", Observer: opts.Observer, Metrics: opts.Metrics}
 	if !opts.NoControllers {
 		ao.Enqueue = d.enqueue
 	}

@@ -7,7 +7,7 @@
 // their backups and the home's layout), writes the account files, lays out
 // the home, and on any failure restores the snapshot under the same locks,
 // so a failed plan leaves the host as it was and nobody else's entry is
-// lost.
+// lost. Applies that arrive together make one plan (batch.go).
 //
 // Ownership: WCP360 only ever changes or removes a user whose GECOS field
 // carries its marker ("WCP360 tenant <name>") and the group of that user's
@@ -71,8 +71,9 @@ type Options struct {
 
 // Step converges tenants' accounts and homes.
 type Step struct {
-	opts Options
-	home homeFS
+	opts    Options
+	home    homeFS
+	batches batcher
 }
 
 // New checks opts and returns the step.
@@ -280,7 +281,9 @@ func (s *Step) homePaths(tenant string, keys []string) []string {
 	return append(out, filepath.Join(s.opts.WWWRoot, tenant, ".ssh"))
 }
 
-// Apply converges the account and the home, restoring the snapshot on failure.
+// Apply converges the account and the home, restoring the snapshot on
+// failure. Applies that arrive while another is writing are done together
+// in the next batch (see batch.go).
 func (s *Step) Apply(ctx context.Context, row store.Resource, _ []host.Difference) (snapID string, err error) {
 	w, err := s.want(row)
 	if err != nil {
@@ -293,45 +296,9 @@ func (s *Step) Apply(ctx context.Context, row store.Resource, _ []host.Differenc
 	if err := s.home.ensureWWWRoot(); err != nil {
 		return "", err
 	}
-	tx, err := s.opts.Users.Begin(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = tx.Abort() }() // after WriteHoldingLocks it does nothing
-	a, err := s.look(tx, w, st)
-	if err != nil {
-		return "", err
-	}
-	id, err := s.pickID(tx, w, a)
-	if err != nil {
-		return "", err
-	}
-	snap, err := s.opts.Snapshots.Take(ctx, string(v1alpha1.KindTenant), w.name,
-		fmt.Sprintf("generation %d", row.Generation), append(s.etcFiles(), s.homePaths(w.name, w.keys)...))
-	if err != nil {
-		return "", fmt.Errorf("snapshot before changing the host: %w", err)
-	}
-	if err := s.editAccount(tx, w, a, id); err != nil {
-		_ = snap.Discard()
-		return "", err
-	}
-	unlock, err := tx.WriteHoldingLocks()
-	defer func() { err = errors.Join(err, unlock()) }()
-	err = errors.Join(err, s.fault("account"))
-	if err == nil {
-		err = s.home.applyHome(w.name, id, id, w.keys)
-		err = errors.Join(err, s.fault("home"))
-	}
-	if err != nil {
-		if rerr := snap.Restore(context.WithoutCancel(ctx)); rerr != nil {
-			return snap.ID(), fmt.Errorf("%w; restoring snapshot %s also failed: %w", err, snap.ID(), rerr)
-		}
-		return snap.ID(), fmt.Errorf("%w (the host was restored from snapshot %s)", err, snap.ID())
-	}
-	if err := snap.Commit(); err != nil {
-		s.opts.Logger.Warn("cannot mark snapshot committed", "snapshot", snap.ID(), "err", err)
-	}
-	return snap.ID(), nil
+	c := &change{w: w, st: st, generation: row.Generation}
+	s.batches.do(ctx, c, s.applyBatch)
+	return c.snap, c.err
 }
 
 func (s *Step) fault(stage string) error {

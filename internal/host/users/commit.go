@@ -59,12 +59,14 @@ func (tx *Tx) WriteHoldingLocks() (unlock func() error, err error) {
 		if !f.changed {
 			continue
 		}
-		if err := writeFile(f); err != nil {
+		nf, err := writeFile(f)
+		if err != nil {
 			if len(written) > 0 {
 				err = fmt.Errorf("%w (already written: %v)", err, written)
 			}
 			return unlock, err
 		}
+		tx.db.remember(nf)
 		written = append(written, f.path)
 	}
 	return unlock, nil
@@ -102,57 +104,67 @@ func (tx *Tx) finish() {
 // a copy of what was read with the same owner, mode and times, like
 // commonio's create_backup), then the new file through a temporary file in
 // the same directory with the original's owner and mode, synced and
-// renamed over it, then the directory synced.
-func writeFile(f *dbFile) error {
+// renamed over it, then the directory synced. It returns the file as
+// written, as readFile would read it back.
+func writeFile(f *dbFile) (*dbFile, error) {
 	dir := filepath.Dir(f.path)
-	if err := replaceFile(f.path+"-", f.data, f.st, true); err != nil {
-		return fmt.Errorf("writing backup of %s: %w", f.path, err)
+	if _, _, err := replaceFile(f.path+"-", f.data, f.st, true); err != nil {
+		return nil, fmt.Errorf("writing backup of %s: %w", f.path, err)
 	}
-	if err := replaceFile(f.path, render(f.recs), f.st, false); err != nil {
-		return fmt.Errorf("writing %s: %w", f.path, err)
+	data := render(f.recs)
+	st, key, err := replaceFile(f.path, data, f.st, false)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("writing %s: %w", f.path, err)
+		return nil, fmt.Errorf("writing %s: %w", f.path, err)
 	}
-	return nil
+	return &dbFile{kind: f.kind, path: f.path, exists: true, data: data, st: st, key: key,
+		recs: renumbered(f.kind, f.recs)}, nil
 }
 
 // replaceFile atomically replaces path with data, owned and moded as st;
 // with keepTimes the result also gets st's access and modification times.
-func replaceFile(path string, data []byte, st fileState, keepTimes bool) (err error) {
+// It returns the state and identity of the file it renamed in.
+func replaceFile(path string, data []byte, st fileState, keepTimes bool) (_ fileState, _ fileKey, err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".wcp360-*")
 	if err != nil {
-		return err
+		return fileState{}, fileKey{}, err
 	}
 	name := tmp.Name()
 	defer func() {
+		cerr := tmp.Close()
+		if err == nil {
+			err = cerr
+		}
 		if err != nil {
-			_ = tmp.Close()
 			_ = os.Remove(name)
 		}
 	}()
 	if err := tmp.Chown(int(st.uid), int(st.gid)); err != nil {
-		return err
+		return fileState{}, fileKey{}, err
 	}
 	if err := tmp.Chmod(os.FileMode(st.mode & 0o777)); err != nil {
-		return err
+		return fileState{}, fileKey{}, err
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return err
+		return fileState{}, fileKey{}, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
+		return fileState{}, fileKey{}, err
 	}
 	if keepTimes {
 		ts := []unix.Timespec{st.atime, st.mtime}
 		if err := unix.UtimesNano(name, ts); err != nil {
-			return &os.PathError{Op: "utimes", Path: name, Err: err}
+			return fileState{}, fileKey{}, &os.PathError{Op: "utimes", Path: name, Err: err}
 		}
 	}
-	return os.Rename(name, path)
+	if err := os.Rename(name, path); err != nil {
+		return fileState{}, fileKey{}, err
+	}
+	// Its identity after the rename (which moves ctime), through the
+	// descriptor: a file renamed over it since is another inode.
+	return fstatFile(int(tmp.Fd()), path) //nolint:gosec // a file descriptor fits an int
 }
 
 func syncDir(dir string) error {

@@ -31,6 +31,8 @@ type locks struct {
 	pwd   *os.File // <root>/etc/.pwd.lock with an OFD write lock
 	files []string // <file>.lock we created, in the order taken
 	pid   int
+	// done, when set, runs once after release (DB.Begin's in-process turn).
+	done func()
 }
 
 // acquireLocks takes pwdLock (like lckpwdf) and then <file>.lock for every
@@ -81,6 +83,10 @@ func (l *locks) release() error {
 			errs = append(errs, fmt.Errorf("releasing %s: %w", l.pwd.Name(), err))
 		}
 		l.pwd = nil
+	}
+	if l.done != nil {
+		l.done()
+		l.done = nil
 	}
 	return errors.Join(errs...)
 }

@@ -233,6 +233,32 @@ func newRecord(fields []string) *record {
 	return &record{raw: strings.Join(fields, ":") + "\n", fields: slices.Clone(fields), entry: true}
 }
 
+// renumbered returns recs as parseRecords would read back render(recs):
+// numbered lines, each but the last ending in '\n', and new or changed
+// lines (line 0) parsed as read lines are. Records are never modified:
+// one whose line number moves is copied.
+func renumbered(kind fileKind, recs []*record) []*record {
+	out := make([]*record, len(recs))
+	for i, r := range recs {
+		n := i + 1
+		switch {
+		case r.line == 0 || i < len(recs)-1 && !strings.HasSuffix(r.raw, "\n"):
+			raw := r.raw
+			if i < len(recs)-1 && !strings.HasSuffix(raw, "\n") {
+				raw += "\n"
+			}
+			r = parseLine(kind, raw)
+			r.line = n
+		case r.line != n:
+			c := *r
+			c.line = n
+			r = &c
+		}
+		out[i] = r
+	}
+	return out
+}
+
 // render joins records into file content. Only the last line may lack its
 // '\n'; a line that lacked it and is no longer last gets one.
 func render(recs []*record) []byte {

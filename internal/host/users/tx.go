@@ -41,6 +41,34 @@ func (tx *Tx) NewShadow(system bool) Shadow {
 	return s
 }
 
+// Savepoint is the state of a transaction's changes, to go back to with
+// RollbackTo: how one transaction carries the changes of several callers
+// (a batch of tenants) and drops those of one whose change failed half-way.
+type Savepoint struct {
+	recs    [numFiles][]*record
+	changed [numFiles]bool
+}
+
+// Savepoint records the changes made so far.
+func (tx *Tx) Savepoint() Savepoint {
+	var sp Savepoint
+	for k, f := range tx.files {
+		sp.recs[k], sp.changed[k] = slices.Clone(f.recs), f.changed
+	}
+	return sp
+}
+
+// RollbackTo undoes the changes made since sp was recorded.
+func (tx *Tx) RollbackTo(sp Savepoint) error {
+	if err := tx.check(true); err != nil {
+		return err
+	}
+	for k, f := range tx.files {
+		f.recs, f.changed = slices.Clone(sp.recs[k]), sp.changed[k]
+	}
+	return nil
+}
+
 // Changed reports whether Commit would write anything.
 func (tx *Tx) Changed() bool {
 	for _, f := range tx.files {
