@@ -40,7 +40,7 @@ lint: deps $(BIN)/golangci-lint
 
 # Benchmarks: figures, not pass/fail. See docs/benchmarks.md. They create
 # thousands of Linux users, so they run inside a sandbox.
-BENCHES := Apply1000Tenants1000Domains RSS10000Resources Converge1000Tenants NoopResync1000Tenants ApplyToPage
+BENCHES := Apply1000Tenants1000Domains Apply1000PHPTenants RSS10000Resources Converge1000Tenants NoopResync1000Tenants ApplyToPage
 bench: build
 	@rm -f bench.out
 	@# Each end-to-end benchmark gets a fresh sandbox: an empty host.

@@ -81,6 +81,10 @@ func TestDomainServesPHPAsTheTenant(t *testing.T) {
 		}
 	}
 
+	// PHP on demand (web.phpIdleStop's default): Ready, and no master yet.
+	if n := d.metric("wcp360_php_masters_running"); n != 0 {
+		t.Errorf("%d PHP-FPM masters run before any request, want none (on demand)", n)
+	}
 	pub := "/srv/www/alpha/domains/alpha.test/public"
 	writeAs(t, filepath.Join(pub, "index.php"),
 		`<?php echo posix_geteuid(), " ", @file_get_contents("/srv/www/beta/domains/beta.test/public/secret.txt") === false ? "denied" : "LEAK";`,
@@ -91,6 +95,9 @@ func TestDomainServesPHPAsTheTenant(t *testing.T) {
 	if code, body := get(t, "alpha.test", "/"); code != http.StatusOK || body != fmt.Sprintf("%d denied", alpha.UID) {
 		elog, _ := os.ReadFile("/srv/www/alpha/logs/alpha.test.error.log")
 		t.Errorf("PHP page of alpha.test: %d %q, want 200 %q\nnginx error log:\n%s", code, body, fmt.Sprintf("%d denied", alpha.UID), elog)
+	}
+	if n := d.metric("wcp360_php_masters_running"); n != 1 {
+		t.Errorf("%d PHP-FPM masters run after alpha's request, want alpha's", n)
 	}
 	if code, body := get(t, "www.alpha.test", "/hello.txt"); code != http.StatusOK || body != "static hello\n" {
 		t.Errorf("static file through the alias: %d %q", code, body)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/internal/host/nginx"
+	"github.com/wcp360/wcp360/internal/host/phpfpm"
 	tenanthost "github.com/wcp360/wcp360/internal/host/tenant"
 	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/reconcile"
@@ -31,6 +32,7 @@ var reconcileBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.
 type daemonMetrics struct {
 	mu          sync.Mutex
 	nginx       *nginx.Manager
+	php         *phpfpm.Manager
 	accounts    *tenanthost.Step
 	controllers []*reconcile.Controller
 	reconciles  map[string]*controllerMetrics // by controller name
@@ -47,10 +49,10 @@ func newDaemonMetrics() *daemonMetrics {
 }
 
 // setHost names the host drivers whose counters are reported.
-func (m *daemonMetrics) setHost(web *nginx.Manager, accounts *tenanthost.Step) {
+func (m *daemonMetrics) setHost(web *nginx.Manager, php *phpfpm.Manager, accounts *tenanthost.Step) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.nginx, m.accounts = web, accounts
+	m.nginx, m.php, m.accounts = web, php, accounts
 }
 
 // addController adds a controller whose queue length is reported.
@@ -93,7 +95,7 @@ func (m *daemonMetrics) onResult(name string) func(reconcile.Request, reconcile.
 func (m *daemonMetrics) write(out io.Writer) error {
 	w := metrics.NewWriter(out)
 	m.mu.Lock()
-	web, accounts, ctrls, names := m.nginx, m.accounts, slices.Clone(m.controllers), slices.Clone(m.names)
+	web, php, accounts, ctrls, names := m.nginx, m.php, m.accounts, slices.Clone(m.controllers), slices.Clone(m.names)
 	results := map[string]map[string]uint64{}
 	durations := map[string]*metrics.Histogram{}
 	for n, c := range m.reconciles {
@@ -115,6 +117,22 @@ func (m *daemonMetrics) write(out io.Writer) error {
 			{"wcp360_nginx_batches_total", "Batches of site changes (each one nginx -t and one reload).", len(st.BatchSizes)},
 		} {
 			w.Header(f.name, metrics.TypeCounter, f.help)
+			w.Sample(f.name, float64(f.v))
+		}
+	}
+	if php != nil {
+		st := php.Stats()
+		for _, f := range []struct {
+			name, typ, help string
+			v               int
+		}{
+			{"wcp360_php_masters_running", metrics.TypeGauge, "PHP-FPM masters running (with web.phpIdleStop, only busy tenants have one).", st.Running},
+			{"wcp360_php_master_starts_total", metrics.TypeCounter, "PHP-FPM masters started (by an apply, a restart or a request).", st.Starts},
+			{"wcp360_php_idle_stops_total", metrics.TypeCounter, "PHP-FPM masters stopped after web.phpIdleStop without work.", st.IdleStops},
+			{"wcp360_php_config_tests_total", metrics.TypeCounter, "php-fpm -t runs (applies at the same time share one).", st.Tests},
+			{"wcp360_php_tested_pools_total", metrics.TypeCounter, "Pools those php-fpm -t runs tested.", st.TestedPools},
+		} {
+			w.Header(f.name, f.typ, f.help)
 			w.Sample(f.name, float64(f.v))
 		}
 	}

@@ -227,7 +227,7 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
-	d.metrics.setHost(web, account)
+	d.metrics.setHost(web, fpm, account)
 	// A host whose nginx cannot start still serves the API; its domains
 	// say why they are not served.
 	if err := web.EnsureRunning(context.Background()); err != nil {
