@@ -116,6 +116,13 @@ in_demo runuser -u acme -- sh -c 'cat > /srv/www/acme/domains/acme.test/public/i
 printf("Hello from %s, served by nginx, run by PHP %s as uid %d (%s)\n",
     $_SERVER['HTTP_HOST'], PHP_VERSION, posix_geteuid(), posix_getpwuid(posix_geteuid())['name']);
 PHP
+# The resources may be Ready from an earlier demo (PostgreSQL keeps them)
+# while this sandbox's host starts empty: wcpd's first resync puts the
+# host back (drift) within seconds. Wait for the page.
+for _ in $(seq 150); do
+	in_demo curl -sf -o /dev/null -H 'Host: acme.test' http://127.0.0.1/ && break
+	sleep 0.2
+done
 echo "== curl -H 'Host: acme.test' http://127.0.0.1/"
 in_demo curl -sS -H 'Host: acme.test' http://127.0.0.1/
 echo "== curl -sk https://acme.test/ --resolve acme.test:443:127.0.0.1 (self-signed until ACME)"
