@@ -106,7 +106,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
 	})
-	return s.logRequests(mux)
+	return s.logRequests(s.localRootOnly(mux))
 }
 
 // Plurals maps the URL segment to its kind.

@@ -111,6 +111,8 @@ func (d *daemonState) serve(ctx context.Context) error {
 				return nil
 			}},
 		}).Handler(),
+		// Who is on the other end of the socket (SO_PEERCRED): root only.
+		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

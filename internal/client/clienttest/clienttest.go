@@ -93,6 +93,7 @@ func StartWith(tb testing.TB, opts Options) *Daemon {
 	unix := httptest.NewUnstartedServer(h)
 	_ = unix.Listener.Close()
 	unix.Listener = l
+	unix.Config.ConnContext = api.ConnContext
 	unix.Start()
 	tb.Cleanup(unix.Close)
 	tcp := httptest.NewServer(h)
