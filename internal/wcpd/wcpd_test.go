@@ -91,6 +91,10 @@ func startDaemon(t *testing.T) *daemonUnderTest {
 // startDaemonWith starts a daemon whose configuration is edit(baseConfig).
 func startDaemonWith(t *testing.T, edit func(cfg string) string) *daemonUnderTest {
 	t.Helper()
+	if !sandbox.Inside() {
+		// wcpd starts nginx and writes /etc: never on the machine itself.
+		t.Fatal("startDaemon outside a sandbox: begin the test with `if sandbox.Run(t) { return }`")
+	}
 	dir := t.TempDir()
 	// The run dir holds the PHP-FPM sockets nginx (www-data) connects to,
 	// as /run/wcp360 does: traversable by all.
