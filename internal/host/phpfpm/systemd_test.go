@@ -57,7 +57,13 @@ func TestSystemd(t *testing.T) {
 	timed := func(what string, start time.Time) { t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond)) }
 
 	start := time.Now()
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "../../../hack/systemd-rootfs.sh", Timeout: 15 * time.Minute})
+	var env []string // where the rootfs is cached and fetched from, when set
+	for _, k := range []string{"WCP_ROOTFS_CACHE", "WCP_DEBIAN_MIRROR", "http_proxy", "https_proxy"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "../../../hack/systemd-rootfs.sh", Env: env, Timeout: 15 * time.Minute})
 	if err != nil {
 		missing("no systemd rootfs (hack/systemd-rootfs.sh): %v", err)
 	}
