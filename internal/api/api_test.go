@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -19,17 +21,33 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// call sends one request to the API over TCP and returns status, content type and body.
+// call sends one request to the API as root on the local socket (an
+// admin) and returns status, content type and body.
 func call(t *testing.T, d *clienttest.Daemon, method, path, body string) (int, string, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, d.URL+path, strings.NewReader(body))
+	return callAs(t, d, "", method, path, body)
+}
+
+// callAs sends one request over TCP with the bearer token ("" for none).
+// With no token and no TCP it goes over the local socket.
+func callAs(t *testing.T, d *clienttest.Daemon, bearer, method, path, body string) (int, string, []byte) {
+	t.Helper()
+	client, base := unixClient(d.Socket), "http://wcpd"
+	if bearer != "" || strings.HasPrefix(method, "TCP ") {
+		client, base = http.DefaultClient, d.URL
+		method = strings.TrimPrefix(method, "TCP ")
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +57,12 @@ func call(t *testing.T, d *clienttest.Daemon, method, path, body string) (int, s
 		t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), b
+}
+
+func unixClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
 }
 
 func problem(t *testing.T, ctype string, b []byte) api.Problem {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/auth/rbac"
 	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/store"
 )
@@ -34,7 +35,8 @@ func (s *Server) drift(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kin
 		return
 	}
 	name := r.PathValue("name")
-	if !s.localResource(w, r, kind, name) {
+	row, ok := s.load(w, r, kind, rbac.Read)
+	if !ok || !s.onThisNode(w, row) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), observeTimeout)
@@ -71,12 +73,8 @@ func (s *Server) reconcile(w http.ResponseWriter, r *http.Request, kind v1alpha1
 		return
 	}
 	name := r.PathValue("name")
-	row, err := s.opts.Store.Get(r.Context(), kind, name)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	if !s.onThisNode(w, row) {
+	row, ok := s.load(w, r, kind, rbac.Write)
+	if !ok || !s.onThisNode(w, row) {
 		return
 	}
 	at := s.opts.Clock().UTC()
@@ -87,17 +85,6 @@ func (s *Server) reconcile(w http.ResponseWriter, r *http.Request, kind v1alpha1
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ReconcileResponse{RequestedAt: at, Object: obj})
-}
-
-// localResource checks that the resource exists and lives on this node, or
-// writes the problem.
-func (s *Server) localResource(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind, name string) bool {
-	row, err := s.opts.Store.Get(r.Context(), kind, name)
-	if err != nil {
-		s.storeError(w, err)
-		return false
-	}
-	return s.onThisNode(w, row)
 }
 
 // onThisNode writes 409 for a resource another wcpd converges: only that

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/auth/rbac"
 	"github.com/wcp360/wcp360/internal/store"
 )
 
@@ -30,13 +31,28 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, kind v1alpha1.
 	if !ok {
 		return
 	}
+	if _, ok := s.load(w, r, kind, rbac.Write); !ok {
+		return
+	}
 	dry := dryRun(r)
+	p := PrincipalFrom(r.Context())
 	res, err := s.opts.Store.Rollback(r.Context(), store.RollbackRequest{
 		Kind: kind, Name: r.PathValue("name"), Revision: in.Revision, ResourceVersion: in.ResourceVersion,
-		DryRun: dry, Actor: localActor, Prepare: s.rollbackApply,
+		DryRun: dry, Actor: actor(p), Prepare: func(cur store.Resource, rev store.Revision) (store.ApplyRequest, error) {
+			req, err := s.rollbackApply(cur, rev)
+			if err == nil && !rbac.Authorize(p, rbac.Action{Verb: rbac.Write, Resource: Plural(kind)}, req.Tenant).Allowed {
+				// The revision names another tenant: it would move the object there.
+				err = &foreignRevisionError{number: rev.Number, tenant: req.Tenant}
+			}
+			return req, err
+		},
 	})
 	var re *revisionError
+	var fe *foreignRevisionError
 	switch {
+	case errors.As(err, &fe):
+		writeProblem(w, http.StatusForbidden, "Forbidden", fe.Error(), nil)
+		return
 	case errors.As(err, &re):
 		writeRevisionProblem(w, re)
 		return
@@ -129,6 +145,17 @@ func (s *Server) rollbackApply(cur store.Resource, rev store.Revision) (store.Ap
 type revisionError struct {
 	number int64
 	err    error
+}
+
+// foreignRevisionError: the revision would move the object to a tenant the
+// principal does not manage.
+type foreignRevisionError struct {
+	number int64
+	tenant string
+}
+
+func (e *foreignRevisionError) Error() string {
+	return fmt.Sprintf("revision %d belongs to tenant %q, which is not a tenant you manage", e.number, e.tenant)
 }
 
 func (e *revisionError) Error() string {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/auth/rbac"
 	"github.com/wcp360/wcp360/internal/jsondiff"
 	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/store"
@@ -58,6 +59,9 @@ type Options struct {
 	Enqueue func(kind v1alpha1.Kind, name string)
 	// Clock is the time source (time.Now when nil).
 	Clock func() time.Time
+	// Auth verifies bearer credentials (requests that do not come from
+	// root on the local socket); nil refuses every token.
+	Auth Authenticator
 	// Metrics writes the daemon's metrics in the Prometheus text format
 	// (metrics.ContentType) for GET /metrics; nil answers 501.
 	Metrics func(w io.Writer) error
@@ -85,28 +89,58 @@ func NewServer(opts Options) *Server {
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.health)
-	mux.HandleFunc("GET /openapi.json", s.openapi)
-	mux.HandleFunc("GET /metrics", s.metrics)
-	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
-	mux.HandleFunc("GET /api/v1/{plural}", s.withKind(s.list))
-	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.withKind(s.get))
-	mux.HandleFunc("PUT /api/v1/{plural}/{name}", s.withKind(s.apply))
-	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.withKind(s.delete))
-	mux.HandleFunc("GET /api/v1/{plural}/{name}/status", s.withKind(s.status))
-	mux.HandleFunc("GET /api/v1/{plural}/{name}/events", s.withKind(s.events))
-	mux.HandleFunc("GET /api/v1/{plural}/{name}/revisions", s.withKind(s.revisions))
-	mux.HandleFunc("POST /api/v1/{plural}/{name}/rollback", s.withKind(s.rollback))
-	mux.HandleFunc("GET /api/v1/{plural}/{name}/drift", s.withKind(s.drift))
-	mux.HandleFunc("POST /api/v1/{plural}/{name}/reconcile", s.withKind(s.reconcile))
-	// Profiles for operators; the socket is root-only (and TCP will require an admin).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	for _, rt := range s.routes() {
+		mux.HandleFunc(rt.Pattern, rt.handler)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
 	})
-	return s.logRequests(s.localRootOnly(mux))
+	return s.logRequests(s.localRootOnly(s.identify(mux)))
+}
+
+// Route is one route of the API and what it needs: every route declares
+// it here, and guard enforces it (Action nil: public). KindVerb routes act
+// on the kind their {plural} names.
+type Route struct {
+	Pattern  string
+	Action   *rbac.Action
+	KindVerb rbac.Verb
+	handler  http.HandlerFunc
+}
+
+// Routes lists the API's routes with what each needs (for the docs and the
+// authorization matrix test).
+func (s *Server) Routes() []Route { return s.routes() }
+
+func (s *Server) routes() []Route {
+	system := &rbac.Action{Verb: rbac.Read, Resource: rbac.ResourceSystem}
+	pub := func(pattern string, h http.HandlerFunc) Route { return Route{Pattern: pattern, handler: h} }
+	sys := func(pattern string, h http.HandlerFunc) Route {
+		return Route{Pattern: pattern, Action: system, handler: s.guard(system, h)}
+	}
+	kind := func(pattern string, v rbac.Verb, h kindHandler) Route {
+		return Route{Pattern: pattern, KindVerb: v, handler: s.guardKind(v, h)}
+	}
+	return []Route{
+		pub("GET /healthz", s.health),
+		pub("GET /openapi.json", s.openapi),
+		pub("GET /api/v1/openapi.json", s.openapi),
+		sys("GET /metrics", s.metrics),
+		kind("GET /api/v1/{plural}", rbac.Read, s.list),
+		kind("GET /api/v1/{plural}/{name}", rbac.Read, s.get),
+		kind("PUT /api/v1/{plural}/{name}", rbac.Write, s.apply),
+		kind("DELETE /api/v1/{plural}/{name}", rbac.Write, s.delete),
+		kind("GET /api/v1/{plural}/{name}/status", rbac.Read, s.status),
+		kind("GET /api/v1/{plural}/{name}/events", rbac.Read, s.events),
+		kind("GET /api/v1/{plural}/{name}/revisions", rbac.Read, s.revisions),
+		kind("POST /api/v1/{plural}/{name}/rollback", rbac.Write, s.rollback),
+		kind("GET /api/v1/{plural}/{name}/drift", rbac.Read, s.drift),
+		kind("POST /api/v1/{plural}/{name}/reconcile", rbac.Write, s.reconcile),
+		// Profiles for operators: admins only.
+		sys("GET /debug/pprof/", pprof.Index),
+		sys("GET /debug/pprof/profile", pprof.Profile),
+		sys("GET /debug/pprof/trace", pprof.Trace),
+	}
 }
 
 // Plurals maps the URL segment to its kind.
@@ -209,6 +243,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind
 		s.storeError(w, err)
 		return
 	}
+	p := PrincipalFrom(r.Context())
+	rows = visible(p, rows)
+	for i := range rows {
+		rows[i] = redact(p, rows[i])
+	}
 	s.writeList(w, kind, rows)
 }
 
@@ -247,18 +286,16 @@ func (s *Server) writeList(w http.ResponseWriter, kind v1alpha1.Kind, rows []sto
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
-	row, err := s.opts.Store.Get(r.Context(), kind, r.PathValue("name"))
-	if err != nil {
-		s.storeError(w, err)
+	row, ok := s.load(w, r, kind, rbac.Read)
+	if !ok {
 		return
 	}
-	s.writeResource(w, http.StatusOK, row)
+	s.writeResource(w, http.StatusOK, redact(PrincipalFrom(r.Context()), row))
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
-	row, err := s.opts.Store.Get(r.Context(), kind, r.PathValue("name"))
-	if err != nil {
-		s.storeError(w, err)
+	row, ok := s.load(w, r, kind, rbac.Read)
+	if !ok {
 		return
 	}
 	st := row.Status
@@ -280,8 +317,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, kind v1alpha1.Ki
 		}
 		limit = n
 	}
-	if _, err := s.opts.Store.Get(r.Context(), kind, name); err != nil {
-		s.storeError(w, err)
+	if _, ok := s.load(w, r, kind, rbac.Read); !ok {
 		return
 	}
 	evs, err := s.opts.Store.Events(r.Context(), kind, name, limit)
@@ -298,6 +334,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, kind v1alpha1.Ki
 }
 
 func (s *Server) revisions(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kind) {
+	row, ok := s.load(w, r, kind, rbac.Read)
+	if !ok {
+		return
+	}
+	p := PrincipalFrom(r.Context())
 	revs, err := s.opts.Store.Revisions(r.Context(), kind, r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
@@ -305,8 +346,12 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request, kind v1alpha1
 	}
 	out := make([]RevisionItem, 0, len(revs))
 	for _, rv := range revs {
+		spec := rv.Spec
+		if row.Kind == v1alpha1.KindTenant && !rbac.SeesLimits(p, row.Name) {
+			spec = withoutLimits(spec)
+		}
 		out = append(out, RevisionItem{Number: rv.Number, Generation: rv.Generation, Actor: rv.Actor,
-			CreatedAt: rv.CreatedAt, Spec: rv.Spec})
+			CreatedAt: rv.CreatedAt, Spec: spec})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -323,13 +368,12 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, kind v1alpha1.Ki
 		}
 		rv = n
 	}
-	var (
-		row store.Resource
-		err error
-	)
-	if dryRun(r) {
-		row, err = s.opts.Store.Get(r.Context(), kind, name)
-	} else {
+	row, ok := s.load(w, r, kind, rbac.Write)
+	if !ok {
+		return
+	}
+	var err error
+	if !dryRun(r) {
 		row, err = s.opts.Store.Delete(r.Context(), kind, name, rv)
 	}
 	if err != nil {
@@ -377,6 +421,30 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, kind v1alpha1.Kin
 		s.internalError(w, err)
 		return
 	}
+	// Both the tenant it belongs to now and the one it would belong to.
+	cur, err := s.opts.Store.Get(r.Context(), kind, req.Name)
+	switch {
+	case err == nil:
+		if !s.allowed(w, r, kind, rbac.Write, cur.Tenant) {
+			return
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		s.storeError(w, err)
+		return
+	}
+	if d := rbac.Authorize(PrincipalFrom(r.Context()), rbac.Action{Verb: rbac.Write, Resource: Plural(kind)}, req.Tenant); !d.Allowed {
+		field := "spec.tenant"
+		if kind == v1alpha1.KindTenant {
+			field = "metadata.name"
+		}
+		msg := fmt.Sprintf("%q is not a tenant you manage", req.Tenant)
+		if !d.Hidden {
+			msg = d.Reason
+		}
+		writeProblem(w, http.StatusForbidden, "Forbidden", field+": "+msg, []FieldProblem{{Field: field, Message: msg}})
+		return
+	}
+	req.Actor = actor(PrincipalFrom(r.Context()))
 	res, err := s.opts.Store.Apply(r.Context(), req)
 	if err != nil {
 		s.storeError(w, err)

@@ -124,6 +124,10 @@ func IsNotImplemented(err error) bool { return hasStatus(err, http.StatusNotImpl
 // IsConflict reports whether err is an API answer 409.
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
+// IsUnauthorized reports whether the API wanted credentials (401): a
+// token that is missing, expired or revoked.
+func IsUnauthorized(err error) bool { return hasStatus(err, http.StatusUnauthorized) }
+
 func hasStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status

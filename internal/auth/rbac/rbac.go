@@ -117,10 +117,43 @@ type Decision struct {
 	// Reason says why not, for the 403 problem (it names no resource the
 	// principal may not know of).
 	Reason string
+	// Hidden: the object belongs to a tenant the principal is not bound
+	// to; answer as if it did not exist (404), so that nobody learns what
+	// another tenant has.
+	Hidden bool
 }
 
 func allow() Decision                       { return Decision{Allowed: true} }
 func deny(format string, a ...any) Decision { return Decision{Reason: fmt.Sprintf(format, a...)} }
+
+// Permits is the part of Authorize that needs no object: whether p may do
+// a to some object (its role and scopes). Routes check it before they load
+// the object, then Authorize with the object's tenant.
+func Permits(p Principal, a Action) Decision {
+	if p.Anonymous() {
+		return deny("authentication required")
+	}
+	if d := scoped(p, a); !d.Allowed {
+		return d
+	}
+	if p.Role == RoleAdmin {
+		return allow()
+	}
+	switch a.Resource {
+	case ResourceSelf:
+		return allow()
+	case ResourceSystem:
+		return deny("%s needs an admin", a)
+	case ResourceTenants:
+		if p.Role == RoleTenant && a.Verb == Write {
+			return deny("a tenant's own settings and limits are set by its admin")
+		}
+	}
+	if len(p.Tenants) == 0 {
+		return deny("%s is bound to no tenant", p.Name)
+	}
+	return allow()
+}
 
 // Authorize decides whether p may do a to an object owned by tenant ("" for
 // objects that belong to no tenant: the system, or a list). For a Tenant
@@ -162,7 +195,9 @@ func bound(p Principal, a Action, tenant string) Decision {
 	}
 	if !slices.Contains(p.Tenants, tenant) {
 		// Not "forbidden": the caller must not learn that it exists.
-		return deny("no such %s for %s", strings.TrimSuffix(a.Resource, "s"), p.Name)
+		d := deny("no such %s for %s", strings.TrimSuffix(a.Resource, "s"), p.Name)
+		d.Hidden = true
+		return d
 	}
 	if a.Resource == ResourceTenants && a.Verb == Write && p.Role == RoleTenant {
 		return deny("a tenant's own settings and limits are set by its admin")

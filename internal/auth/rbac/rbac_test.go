@@ -95,7 +95,7 @@ func principalName(p Principal) string {
 // tenant A cannot learn what tenant B has.
 func TestRefusalDoesNotRevealOtherTenants(t *testing.T) {
 	d := Authorize(tenantA, Action{Read, ResourceDomains}, "b")
-	if d.Allowed || !strings.HasPrefix(d.Reason, "no such domain") {
+	if d.Allowed || !d.Hidden || !strings.HasPrefix(d.Reason, "no such domain") {
 		t.Errorf("decision %+v, want a 'no such domain' refusal", d)
 	}
 }
@@ -141,6 +141,25 @@ func TestScopes(t *testing.T) {
 	for _, s := range []string{"", "domains", "domains:delete", "Write", "root"} {
 		if ValidScope(s) {
 			t.Errorf("%q valid", s)
+		}
+	}
+}
+
+// Permits agrees with Authorize: whatever Authorize allows for some tenant,
+// Permits allows; what Permits refuses, Authorize refuses for every tenant.
+func TestPermitsIsAuthorizeWithoutTheObject(t *testing.T) {
+	for _, p := range []Principal{{}, admin, tenantA, tenantB, reseller, readOnly, aWriter} {
+		for _, res := range []string{ResourceTenants, ResourceDomains, ResourceDatabases, ResourceSystem, ResourceSelf} {
+			for _, v := range []Verb{Read, Write} {
+				a := Action{v, res}
+				some := false
+				for _, tn := range []string{"", "a", "b", "c"} {
+					some = some || Authorize(p, a, tn).Allowed
+				}
+				if got := Permits(p, a).Allowed; got != some {
+					t.Errorf("%s %s: Permits %v, Authorize for some tenant %v", principalName(p), a, got, some)
+				}
+			}
 		}
 	}
 }
