@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Packages the tests and the demo use: the PostgreSQL server (initdb/pg_ctl
-# for the ephemeral test clusters), psql, and a C toolchain for cgo/-race.
+# for the ephemeral test clusters), psql, a C toolchain for cgo/-race, and
+# libpam's headers for internal/auth/pam (cgo).
 PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2
-	nginx php-fpm php-cli curl)
+	nginx php-fpm php-cli curl libpam0g-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
