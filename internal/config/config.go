@@ -157,6 +157,14 @@ type API struct {
 	SocketMode fs.FileMode `yaml:"socketMode"`
 	// ShutdownTimeout bounds the graceful stop of the API server, 1s..10m.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// Listen is the host:port of the HTTPS API (bearer tokens required);
+	// "" serves the unix socket only.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are the HTTPS API's certificate chain and key
+	// (PEM); both empty: a self-signed pair generated at first start in
+	// paths.configDir/tls.
+	TLSCert string `yaml:"tlsCert"`
+	TLSKey  string `yaml:"tlsKey"`
 }
 
 // Log configures the process logger.

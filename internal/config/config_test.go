@@ -104,6 +104,9 @@ api:
   socket: /run/wcp/api.sock
   socketMode: 0660
   shutdownTimeout: 1m
+  listen: 127.0.0.1:8443
+  tlsCert: /etc/ssl/wcp/api.crt
+  tlsKey: /etc/ssl/wcp/api.key
 log:
   level: debug
   format: json
@@ -135,7 +138,8 @@ func fullConfig() Config {
 			BinDir: "/usr/local/wcp360/bin", ConfigDir: "/usr/local/etc/wcp360", StateDir: "/data/wcp360",
 			RunDir: "/run/wcp", WWWRoot: "/home/www",
 		},
-		API: API{Socket: "/run/wcp/api.sock", SocketMode: 0o660, ShutdownTimeout: time.Minute},
+		API: API{Socket: "/run/wcp/api.sock", SocketMode: 0o660, ShutdownTimeout: time.Minute,
+			Listen: "127.0.0.1:8443", TLSCert: "/etc/ssl/wcp/api.crt", TLSKey: "/etc/ssl/wcp/api.key"},
 		Log: Log{Level: "debug", Format: "json"},
 		Controllers: Controllers{
 			Workers: 8, ResyncInterval: 90 * time.Minute, ShutdownTimeout: 2 * time.Minute,
@@ -703,9 +707,11 @@ func TestValidateCollectsEverything(t *testing.T) {
 	}
 	var want []string
 	for _, k := range Keys() {
-		if k != "api.socketMode" && k != "web.phpIdleStop" { // 0 is a valid mode and idle time
-			want = append(want, k)
+		switch k {
+		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey": // their zero values are valid
+			continue
 		}
+		want = append(want, k)
 	}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("keys with problems (-want +got):\n%s", diff)
@@ -726,6 +732,9 @@ func TestEnvVar(t *testing.T) {
 		"api.socket":                  "WCP_API_SOCKET",
 		"api.socketMode":              "WCP_API_SOCKET_MODE",
 		"api.shutdownTimeout":         "WCP_API_SHUTDOWN_TIMEOUT",
+		"api.listen":                  "WCP_API_LISTEN",
+		"api.tlsCert":                 "WCP_API_TLS_CERT",
+		"api.tlsKey":                  "WCP_API_TLS_KEY",
 		"log.level":                   "WCP_LOG_LEVEL",
 		"log.format":                  "WCP_LOG_FORMAT",
 		"controllers.workers":         "WCP_CONTROLLERS_WORKERS",

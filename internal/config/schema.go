@@ -45,6 +45,9 @@ func schema() []field {
 		{"api.socket", kindString, false, func(c *Config) any { return &c.API.Socket }},
 		{"api.socketMode", kindMode, false, func(c *Config) any { return &c.API.SocketMode }},
 		{"api.shutdownTimeout", kindDuration, false, func(c *Config) any { return &c.API.ShutdownTimeout }},
+		{"api.listen", kindString, false, func(c *Config) any { return &c.API.Listen }},
+		{"api.tlsCert", kindString, false, func(c *Config) any { return &c.API.TLSCert }},
+		{"api.tlsKey", kindString, false, func(c *Config) any { return &c.API.TLSKey }},
 
 		{"log.level", kindString, true, func(c *Config) any { return &c.Log.Level }},
 		{"log.format", kindString, false, func(c *Config) any { return &c.Log.Format }},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -47,6 +48,21 @@ func (c Config) Validate() error {
 		es.add("api.socketMode", ErrInvalidValue, fmt.Sprintf("must be permission bits at most 0777, got %#o", uint32(c.API.SocketMode)))
 	}
 	checkDuration(&es, "api.shutdownTimeout", c.API.ShutdownTimeout, time.Second, 10*time.Minute)
+	if c.API.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.API.Listen); err != nil {
+			es.add("api.listen", ErrInvalidValue, fmt.Sprintf("%q is not host:port (\"127.0.0.1:8443\", \":8443\"): %v", c.API.Listen, err))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			es.add("api.listen", ErrInvalidValue, fmt.Sprintf("port %q is not 1..65535", port))
+		}
+	}
+	switch {
+	case c.API.TLSCert == "" && c.API.TLSKey == "":
+	case c.API.TLSCert == "" || c.API.TLSKey == "":
+		es.add("api.tlsCert", ErrInvalidValue, "api.tlsCert and api.tlsKey go together: set both, or neither for a self-signed pair")
+	default:
+		checkPath(&es, "api.tlsCert", c.API.TLSCert)
+		checkPath(&es, "api.tlsKey", c.API.TLSKey)
+	}
 
 	checkOneOf(&es, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(&es, "log.format", c.Log.Format, "text", "json")

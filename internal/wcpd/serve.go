@@ -90,13 +90,24 @@ func (d *daemonState) serve(ctx context.Context) error {
 	if err != nil {
 		return failureErr(err)
 	}
+	lns := []net.Listener{ln}
+	if cfg.API.Listen != "" {
+		tl, err := listenTLS(cfg, d.log)
+		if err != nil {
+			_ = ln.Close()
+			return failureErr(err)
+		}
+		lns = append(lns, tl)
+	}
 
 	// The controllers before the API: its drift and reconcile requests go
 	// to their observer and queues, which must be whole by the first request.
 	d.metrics = newDaemonMetrics()
 	hooks, err := d.startControllers(st)
 	if err != nil {
-		_ = ln.Close()
+		for _, l := range lns {
+			_ = l.Close()
+		}
 		return failureErr(err)
 	}
 
@@ -116,7 +127,7 @@ func (d *daemonState) serve(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	return d.run(ctx, srv, ln)
+	return d.run(ctx, srv, lns)
 }
 
 // controllerHooks is what the API reaches the controllers through.
@@ -286,7 +297,7 @@ func (d *daemonState) controllerOptions(c controllers.Controller) reconcile.Opti
 
 // run serves until a termination signal, then shuts down in order: stop
 // intake (API), drain controllers by their deadline, close the store.
-func (d *daemonState) run(ctx context.Context, srv *http.Server, ln net.Listener) error {
+func (d *daemonState) run(ctx context.Context, srv *http.Server, lns []net.Listener) error {
 	sigs := d.env.Signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 4)
@@ -298,8 +309,10 @@ func (d *daemonState) run(ctx context.Context, srv *http.Server, ln net.Listener
 	defer stopMgr()
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- d.mgr.Start(mgrCtx) }()
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
+	srvDone := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { srvDone <- srv.Serve(ln) }()
+	}
 
 	notify(daemon.SdNotifyReady)
 	d.log.Info("wcpd ready")
