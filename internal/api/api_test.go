@@ -219,19 +219,29 @@ func TestDeleteAndOpenAPI(t *testing.T) {
 		t.Errorf("events: %d %s", code, b)
 	}
 
-	code, ctype, b := call(t, d, http.MethodGet, "/openapi.json", "")
+	// The document is public: over TCP, without a token.
+	code, ctype, b := callAs(t, d, "", "TCP GET", "/openapi.json", "")
 	if code != http.StatusOK || !strings.HasPrefix(ctype, "application/json") {
 		t.Fatalf("openapi: %d %s", code, ctype)
 	}
 	var doc struct {
 		OpenAPI    string                     `json:"openapi"`
 		Paths      map[string]json.RawMessage `json:"paths"`
+		Security   []map[string][]string      `json:"security"`
 		Components struct {
-			Schemas map[string]json.RawMessage `json:"schemas"`
+			Schemas         map[string]json.RawMessage `json:"schemas"`
+			SecuritySchemes map[string]struct {
+				Type   string `json:"type"`
+				Scheme string `json:"scheme"`
+			} `json:"securitySchemes"`
 		} `json:"components"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
+	}
+	if s := doc.Components.SecuritySchemes["bearerAuth"]; s.Type != "http" || s.Scheme != "bearer" ||
+		len(doc.Security) != 1 || doc.Security[0]["bearerAuth"] == nil {
+		t.Errorf("OpenAPI security: %+v %+v, want the bearer scheme required by default", doc.Components.SecuritySchemes, doc.Security)
 	}
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi version %q", doc.OpenAPI)

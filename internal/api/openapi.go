@@ -27,7 +27,7 @@ func OpenAPI(version string) map[string]any {
 	g.named("DriftReport", reflect.TypeFor[DriftReport]())
 	g.named("ReconcileResponse", reflect.TypeFor[ReconcileResponse]())
 	paths := map[string]any{
-		"/healthz": map[string]any{"get": op("Health of wcpd and its database", "Health", nil)},
+		"/healthz": map[string]any{"get": public(op("Health of wcpd and its database", "Health", nil))},
 		"/metrics": map[string]any{"get": textOp("Counters and durations of the controllers and host drivers "+
 			"(nginx tests, reloads and starts; reconciles per controller), in the Prometheus text format", metrics.ContentType)},
 	}
@@ -37,10 +37,24 @@ func OpenAPI(version string) map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "WCP360 API", "version": version,
-			"description": "Desired state of tenants, domains and databases. Errors are application/problem+json."},
-		"paths":      paths,
-		"components": map[string]any{"schemas": schemas},
+			"description": "Desired state of tenants, domains and databases. Errors are application/problem+json. " +
+				"Over HTTPS every operation but the public ones needs a bearer token: a short-lived access token " +
+				"(EdDSA-signed JWT, from login) or an API token; root on wcpd's local unix socket needs none. " +
+				"What a principal may do is decided by its role (admin, tenant, reseller) and the token's scopes; " +
+				"another tenant's object answers 404."},
+		"paths":    paths,
+		"security": []any{map[string]any{"bearerAuth": []any{}}},
+		"components": map[string]any{"schemas": schemas, "securitySchemes": map[string]any{
+			"bearerAuth": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT or wcp_ API token", //nolint:gosec // G101: a scheme's description, no credential
+				"description": "Authorization: Bearer <access token or API token>"},
+		}},
 	}
+}
+
+// public marks an operation that needs no credentials.
+func public(o map[string]any) map[string]any {
+	o["security"] = []any{}
+	return o
 }
 
 func addKindPaths(paths map[string]any, k v1alpha1.Kind) {
