@@ -43,13 +43,13 @@ func TestMigrateUpDownStatus(t *testing.T) {
 	ctx := context.Background()
 
 	st := status(t, s)
-	if len(st) != 3 || st[0].Name != "init" || len(applied(st)) != 0 {
+	if len(st) != 4 || st[0].Name != "init" || len(applied(st)) != 0 {
 		t.Fatalf("status of an empty database = %+v", st)
 	}
 	if err := s.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := applied(status(t, s)); !cmp.Equal([]int{1, 2, 3}, got) {
+	if got := applied(status(t, s)); !cmp.Equal([]int{1, 2, 3, 4}, got) {
 		t.Fatalf("applied after Up = %v", got)
 	}
 	if err := s.MigrateUp(ctx); err != nil { // nothing left to do
@@ -58,11 +58,11 @@ func TestMigrateUpDownStatus(t *testing.T) {
 	if err := s.MigrateDown(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := applied(status(t, s)); !cmp.Equal([]int{1, 2}, got) {
+	if got := applied(status(t, s)); !cmp.Equal([]int{1, 2, 3}, got) {
 		t.Fatalf("applied after Down(1) = %v", got)
 	}
-	if n := count(t, s, `SELECT count(*) FROM pg_tables WHERE tablename = 'system'`); n != 0 {
-		t.Fatal("Down(1) left the system table")
+	if n := count(t, s, `SELECT count(*) FROM pg_tables WHERE tablename = 'auth_principals'`); n != 0 {
+		t.Fatal("Down(1) left the auth_principals table")
 	}
 	if err := s.MigrateDown(ctx, 0); err != nil {
 		t.Fatal(err)
@@ -105,8 +105,8 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Fatalf("migrator %d: %v", i, err)
 		}
 	}
-	if n := count(t, first, `SELECT count(*) FROM schema_migrations`); n != 3 {
-		t.Fatalf("schema_migrations rows = %d, want 3", n)
+	if n := count(t, first, `SELECT count(*) FROM schema_migrations`); n != 4 {
+		t.Fatalf("schema_migrations rows = %d, want 4", n)
 	}
 	if n := count(t, first, `SELECT count(*) FROM system`); n != 1 {
 		t.Fatalf("system rows = %d, want 1 (seeded once)", n)
@@ -123,23 +123,23 @@ func TestMigrateRefusesUnknownHistory(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 
-	if _, err := s.Pool().Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (4, 'future')`); err != nil {
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (5, 'future')`); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{"up": s.MigrateUp(ctx), "down": s.MigrateDown(ctx, 1)} {
-		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "004_future") {
+		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "005_future") {
 			t.Errorf("%s on a newer schema: %v", name, err)
 		}
 	}
 	st := status(t, s)
-	if len(st) != 4 || st[3].Name != "future" || !st[3].Applied {
+	if len(st) != 5 || st[4].Name != "future" || !st[4].Applied {
 		t.Fatalf("status lists the newer migration: %+v", st)
 	}
 	if n := count(t, s, `SELECT count(*) FROM pg_tables WHERE tablename = 'system'`); n != 1 {
 		t.Fatal("a refused Down changed the schema")
 	}
 
-	if _, err := s.Pool().Exec(ctx, `DELETE FROM schema_migrations WHERE version = 4;
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM schema_migrations WHERE version = 5;
 		UPDATE schema_migrations SET name = 'renamed' WHERE version = 2`); err != nil {
 		t.Fatal(err)
 	}
