@@ -88,12 +88,18 @@ else
 fi
 echo $! >"$PIDFILE"
 for _ in $(seq 200); do
-	$WCP get tenants >/dev/null 2>&1 && break
+	curl -sf --unix-socket "$SOCKET" http://wcpd/healthz >/dev/null 2>&1 && break
 	kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { echo "wcpd exited; see $DEMO/wcpd.log" >&2; tail -20 "$DEMO/wcpd.log" >&2; exit 1; }
 	sleep 0.1
 done
 
 echo "== wcpd runs $mode"
+# First boot, once: root on the local socket proves root (wcp init does the same).
+if curl -sf --unix-socket "$SOCKET" http://wcpd/api/v1/bootstrap | grep -Eq '"initialized": *false'; then
+	echo "== first boot (POST /api/v1/bootstrap as root on the socket)"
+	curl -sS --fail-with-body --unix-socket "$SOCKET" -X POST -H 'Content-Type: application/json' -d '{}' http://wcpd/api/v1/bootstrap
+	echo
+fi
 echo "== wcp apply -f examples/ --wait"
 $WCP apply -f examples/ --wait --timeout 60s
 echo

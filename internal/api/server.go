@@ -62,6 +62,10 @@ type Options struct {
 	// Auth verifies bearer credentials (requests that do not come from
 	// root on the local socket); nil refuses every token.
 	Auth Authenticator
+	// Identity is first boot, logins, principals and tokens. With it,
+	// nothing but the public routes and first boot answers until first
+	// boot is done; nil: no such routes, and no first boot to wait for.
+	Identity Identity
 	// Metrics writes the daemon's metrics in the Prometheus text format
 	// (metrics.ContentType) for GET /metrics; nil answers 501.
 	Metrics func(w io.Writer) error
@@ -95,7 +99,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
 	})
-	return s.logRequests(s.localRootOnly(s.identify(mux)))
+	return s.logRequests(s.localRootOnly(s.identify(s.initGate(mux))))
 }
 
 // Route is one route of the API and what it needs: every route declares
@@ -118,6 +122,14 @@ func (s *Server) routes() []Route {
 	sys := func(pattern string, h http.HandlerFunc) Route {
 		return Route{Pattern: pattern, Action: system, handler: s.guard(system, h)}
 	}
+	self := func(pattern string, v rbac.Verb, h http.HandlerFunc) Route {
+		a := &rbac.Action{Verb: v, Resource: rbac.ResourceSelf}
+		return Route{Pattern: pattern, Action: a, handler: s.guard(a, h)}
+	}
+	sysw := func(pattern string, v rbac.Verb, h http.HandlerFunc) Route {
+		a := &rbac.Action{Verb: v, Resource: rbac.ResourceSystem}
+		return Route{Pattern: pattern, Action: a, handler: s.guard(a, h)}
+	}
 	kind := func(pattern string, v rbac.Verb, h kindHandler) Route {
 		return Route{Pattern: pattern, KindVerb: v, handler: s.guardKind(v, h)}
 	}
@@ -136,6 +148,21 @@ func (s *Server) routes() []Route {
 		kind("POST /api/v1/{plural}/{name}/rollback", rbac.Write, s.rollback),
 		kind("GET /api/v1/{plural}/{name}/drift", rbac.Read, s.drift),
 		kind("POST /api/v1/{plural}/{name}/reconcile", rbac.Write, s.reconcile),
+		// First boot and sessions: public (they check credentials themselves).
+		pub("GET /api/v1/bootstrap", s.bootstrapStatus),
+		pub("POST /api/v1/bootstrap", s.bootstrap),
+		pub("POST /api/v1/auth/login", s.login),
+		pub("POST /api/v1/auth/refresh", s.refresh),
+		pub("POST /api/v1/auth/logout", s.logout),
+		self("GET /api/v1/whoami", rbac.Read, s.whoami),
+		// API tokens: one's own; another principal's needs an admin (checked in the handler).
+		self("GET /api/v1/tokens", rbac.Read, s.listTokens),
+		self("POST /api/v1/tokens", rbac.Write, s.createToken),
+		self("DELETE /api/v1/tokens/{name}", rbac.Write, s.revokeToken),
+		// Principals: admins only.
+		sysw("GET /api/v1/principals", rbac.Read, s.listPrincipals),
+		sysw("PUT /api/v1/principals/{name}", rbac.Write, s.putPrincipal),
+		sysw("DELETE /api/v1/principals/{name}", rbac.Write, s.deletePrincipal),
 		// Profiles for operators: admins only.
 		sys("GET /debug/pprof/", pprof.Index),
 		sys("GET /debug/pprof/profile", pprof.Profile),

@@ -59,3 +59,23 @@ func (s *Store) Initialized(ctx context.Context) (bool, error) {
 	}
 	return done, err
 }
+
+// MarkInitialized sets system_initialized from false to true, atomically:
+// it reports false (and changes nothing) when the system was initialized
+// already, so of two first boots at once exactly one wins.
+func (s *Store) MarkInitialized(ctx context.Context) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE system SET value = 'true'::jsonb, updated_at = now()
+		WHERE key = $1 AND value = 'false'::jsonb`, SystemInitializedKey)
+	if err != nil {
+		return false, failure("mark initialized", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	// No row yet (a database older than migration 003's insert): insert it.
+	tag, err = s.pool.Exec(ctx, `INSERT INTO system (key, value) VALUES ($1, 'true'::jsonb) ON CONFLICT (key) DO NOTHING`, SystemInitializedKey)
+	if err != nil {
+		return false, failure("mark initialized", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -42,3 +42,33 @@ func TestSystem(t *testing.T) {
 	var missing string
 	wantFieldError(t, s.SystemGet(ctx, "nope", &missing), store.ErrNotFound, "key")
 }
+
+// Of several first boots at once, exactly one marks the system initialized.
+func TestMarkInitializedOnce(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t)
+	ctx := t.Context()
+	const n = 8
+	won := make(chan bool, n)
+	for range n {
+		go func() {
+			ok, err := st.MarkInitialized(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			won <- ok
+		}()
+	}
+	wins := 0
+	for range n {
+		if <-won {
+			wins++
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d first boots won, want exactly 1", wins)
+	}
+	if done, err := st.Initialized(ctx); err != nil || !done {
+		t.Errorf("Initialized = %v, %v", done, err)
+	}
+}

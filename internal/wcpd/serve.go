@@ -20,6 +20,9 @@ import (
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 	"github.com/wcp360/wcp360/controllers"
 	"github.com/wcp360/wcp360/internal/api"
+	"github.com/wcp360/wcp360/internal/auth/identity"
+	"github.com/wcp360/wcp360/internal/auth/pam"
+	"github.com/wcp360/wcp360/internal/auth/token"
 	"github.com/wcp360/wcp360/internal/config"
 	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/host/domain"
@@ -60,6 +63,20 @@ type daemonState struct {
 	fpm   *phpfpm.Manager // closed at exit; its masters keep running
 	// metrics is what GET /metrics reports.
 	metrics *daemonMetrics
+	// pam checks passwords; its transactions finish before wcpd exits.
+	pam *pam.Authenticator
+}
+
+// identity makes first boot, logins and tokens: PAM (service wcp360, root
+// and, with auth, an admin group), signing keys in paths.configDir/keys.
+func (d *daemonState) identity(st *store.Store) (*identity.Service, error) {
+	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now})
+	if err != nil {
+		return nil, fmt.Errorf("PAM: %w", err)
+	}
+	d.pam = a
+	return identity.New(identity.Options{Store: st, PAM: a, KeyDir: filepath.Join(d.cfg.Paths.ConfigDir, "keys"),
+		Token: token.Config{Clock: time.Now}, Logger: d.log})
 }
 
 func (d *daemonState) newLogger() *slog.Logger {
@@ -85,6 +102,11 @@ func (d *daemonState) serve(ctx context.Context) error {
 	if err := st.MigrateUp(ctx); err != nil {
 		return failureErr(fmt.Errorf("migrations: %w", err))
 	}
+	ident, err := d.identity(st)
+	if err != nil {
+		return failureErr(err)
+	}
+	defer d.pam.Wait()
 
 	ln, err := listenSocket(cfg.API.Socket, cfg.API.SocketMode)
 	if err != nil {
@@ -115,6 +137,7 @@ func (d *daemonState) serve(ctx context.Context) error {
 		Handler: api.NewServer(api.Options{
 			Store: st, Logger: d.log, Node: cfg.Node, Version: version.Version, Clock: time.Now,
 			Observer: hooks.observer, Enqueue: hooks.enqueue, Metrics: d.metrics.write,
+			Auth: ident, Identity: ident,
 			Checks: map[string]func(context.Context) error{"listener": func(context.Context) error {
 				if !d.mgr.Ready() {
 					return errors.New("LISTEN connection is down; resync will catch up when it is back")

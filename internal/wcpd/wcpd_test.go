@@ -88,8 +88,32 @@ func startDaemon(t *testing.T) *daemonUnderTest {
 	return startDaemonWith(t, func(cfg string) string { return cfg })
 }
 
-// startDaemonWith starts a daemon whose configuration is edit(baseConfig).
+// startDaemonWith starts a daemon whose configuration is edit(baseConfig),
+// through first boot (as root on the socket, as `wcp init` does).
 func startDaemonWith(t *testing.T, edit func(cfg string) string) *daemonUnderTest {
+	t.Helper()
+	d := startUninitialized(t, edit)
+	d.firstBoot()
+	return d
+}
+
+// firstBoot initialises the panel unless it is.
+func (d *daemonUnderTest) firstBoot() {
+	d.t.Helper()
+	code, b := d.do("GET", "/api/v1/bootstrap", nil)
+	if code != http.StatusOK {
+		d.t.Fatalf("GET /api/v1/bootstrap: %d %s", code, b)
+	}
+	if strings.Contains(string(b), `"initialized":true`) {
+		return
+	}
+	if code, b := d.do("POST", "/api/v1/bootstrap", map[string]any{}); code != http.StatusCreated {
+		d.t.Fatalf("first boot: %d %s", code, b)
+	}
+}
+
+// startUninitialized starts a daemon and leaves first boot to the test.
+func startUninitialized(t *testing.T, edit func(cfg string) string) *daemonUnderTest {
 	t.Helper()
 	if !sandbox.Inside() {
 		// wcpd starts nginx and writes /etc: never on the machine itself.

@@ -113,6 +113,15 @@ func startWcpd(tb testing.TB, workers int) *wcpd {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// First boot, as `wcp init` does: root on the socket.
+	resp, err := w.client.Post("http://wcpd/api/v1/bootstrap", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		tb.Fatalf("first boot: %s\n%s", resp.Status, w.logs)
+	}
 	return w
 }
 
