@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/internal/auth/rbac"
+	"github.com/wcp360/wcp360/internal/store"
 )
 
 // Identity is first boot, logins, principals and API tokens
@@ -271,10 +272,10 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := PrincipalFrom(r.Context())
-	if p.Scopes != nil && who == p.Name {
-		// A token cannot mint a wider one of its own principal.
+	if p.Scopes != nil {
+		// A token cannot mint a wider one.
 		for _, sc := range req.Scopes {
-			if !containsScope(p.Scopes, sc) {
+			if !rbac.ScopeCovered(p.Scopes, sc) {
 				writeProblem(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("scope %q is more than this token's own scopes %v", sc, p.Scopes), nil)
 				return
 			}
@@ -287,15 +288,6 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, created)
-}
-
-func containsScope(have []string, s string) bool {
-	for _, h := range have {
-		if h == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
@@ -332,7 +324,7 @@ func (s *Server) identityError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, http.StatusServiceUnavailable, "Busy", err.Error(), nil)
-	case isStoreError(err):
+	case isStoreError(err) || errors.As(err, new(*store.FieldError)):
 		s.storeError(w, err)
 	default:
 		s.internalError(w, err)

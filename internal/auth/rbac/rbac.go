@@ -246,6 +246,23 @@ func Scopes() []string {
 	return out
 }
 
+// ScopeCovered reports whether every action scope want allows is allowed
+// by one of have: a token may only mint tokens narrower than itself.
+func ScopeCovered(have []string, want string) bool {
+	for _, res := range []string{ResourceTenants, ResourceDomains, ResourceDatabases, ResourceSystem} {
+		for _, v := range []Verb{Read, Write} {
+			a := Action{Verb: v, Resource: res}
+			if !scopeAllows(want, a) {
+				continue
+			}
+			if !slices.ContainsFunc(have, func(h string) bool { return scopeAllows(h, a) }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // ValidScope reports whether s is a known scope.
 func ValidScope(s string) bool { return slices.Contains(Scopes(), s) }
 

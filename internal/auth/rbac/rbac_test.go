@@ -163,3 +163,24 @@ func TestPermitsIsAuthorizeWithoutTheObject(t *testing.T) {
 		}
 	}
 }
+
+func TestScopeCovered(t *testing.T) {
+	for _, c := range []struct {
+		have []string
+		want string
+		ok   bool
+	}{
+		{[]string{"write"}, "domains:read", true},
+		{[]string{"write"}, "read", true},
+		{[]string{"write"}, "admin", false},
+		{[]string{"read"}, "write", false},
+		{[]string{"domains:write"}, "domains:read", true},
+		{[]string{"domains:read"}, "domains:write", false},
+		{[]string{"domains:read", "databases:read", "tenants:read"}, "read", true},
+		{[]string{"domains:read"}, "read", false},
+	} {
+		if got := ScopeCovered(c.have, c.want); got != c.ok {
+			t.Errorf("ScopeCovered(%v, %q) = %v, want %v", c.have, c.want, got, c.ok)
+		}
+	}
+}
