@@ -78,6 +78,15 @@ type APITokenInfo struct { //nolint:revive // "API token" is the thing's name
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 }
 
+// KeyRotation answers POST /api/v1/keys/rotate.
+type KeyRotation struct {
+	// KeyID signs the access tokens from now on.
+	KeyID string `json:"keyId"`
+	// Pruned are the keys retired long enough that no valid token can
+	// carry them; the others keep verifying until their tokens expired.
+	Pruned []string `json:"pruned,omitempty"`
+}
+
 // APITokenCreated answers POST /api/v1/tokens: the secret, shown once.
 type APITokenCreated struct { //nolint:revive // "API token" is the thing's name
 	APITokenInfo

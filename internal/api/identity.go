@@ -30,6 +30,7 @@ type Identity interface {
 	CreateToken(ctx context.Context, req APITokenRequest, createdBy string) (APITokenCreated, error)
 	ListTokens(ctx context.Context, principal string) ([]APITokenInfo, error)
 	RevokeToken(ctx context.Context, principal, name string) error
+	RotateKeys(ctx context.Context) (KeyRotation, error)
 }
 
 // Errors an Identity answers with, matched with errors.Is.
@@ -303,6 +304,19 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) {
+	if s.noIdentity(w) {
+		return
+	}
+	out, err := s.opts.Identity.RotateKeys(r.Context())
+	if err != nil {
+		s.identityError(w, err)
+		return
+	}
+	s.log.Info("signing keys rotated", "kid", out.KeyID, "pruned", out.Pruned, "by", actor(PrincipalFrom(r.Context())))
+	writeJSON(w, http.StatusOK, out)
 }
 
 // identityError answers an Identity's error.

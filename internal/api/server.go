@@ -163,6 +163,8 @@ func (s *Server) routes() []Route {
 		sysw("GET /api/v1/principals", rbac.Read, s.listPrincipals),
 		sysw("PUT /api/v1/principals/{name}", rbac.Write, s.putPrincipal),
 		sysw("DELETE /api/v1/principals/{name}", rbac.Write, s.deletePrincipal),
+		// A new signing key; the previous ones verify until their tokens expired.
+		sysw("POST /api/v1/keys/rotate", rbac.Write, s.rotateKeys),
 		// Profiles for operators: admins only.
 		sys("GET /debug/pprof/", pprof.Index),
 		sys("GET /debug/pprof/profile", pprof.Profile),

@@ -189,6 +189,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /api/v1/principals", "GET", "/api/v1/principals", nil, [5]int{unauth, forbidden, forbidden, ok, forbidden}},
 		{"PUT /api/v1/principals/{name}", "PUT", "/api/v1/principals/user-c", api.PrincipalSpec{Role: "tenant", Tenants: []string{"a"}}, [5]int{unauth, forbidden, forbidden, created, forbidden}},
 		{"DELETE /api/v1/principals/{name}", "DELETE", "/api/v1/principals/user-c", nil, [5]int{unauth, forbidden, forbidden, nocontent, forbidden}},
+		{"POST /api/v1/keys/rotate", "POST", "/api/v1/keys/rotate", nil, [5]int{unauth, forbidden, forbidden, ok, forbidden}},
+		// After the rotation the admin's access token, signed by the previous key, still works.
+		{"GET /api/v1/whoami", "GET", "/api/v1/whoami", nil, [5]int{unauth, ok, ok, ok, ok}},
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {

@@ -67,6 +67,25 @@ type daemonState struct {
 	pam *pam.Authenticator
 }
 
+// sweepSessions deletes expired refresh tokens every hour: a session left
+// unused ends by itself, and its row goes here.
+func (d *daemonState) sweepSessions(ctx context.Context, st *store.Store) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := st.DeleteExpiredRefreshTokens(ctx); err != nil {
+			d.log.Warn("cannot delete expired sessions", "err", err)
+		} else if n > 0 {
+			d.log.Info("deleted expired sessions", "count", n)
+		}
+	}
+}
+
 // identity makes first boot, logins and tokens: PAM (service wcp360, root
 // and, with auth, an admin group), signing keys in paths.configDir/keys.
 func (d *daemonState) identity(st *store.Store) (*identity.Service, error) {
@@ -107,6 +126,9 @@ func (d *daemonState) serve(ctx context.Context) error {
 		return failureErr(err)
 	}
 	defer d.pam.Wait()
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSweep()
+	go d.sweepSessions(sweepCtx, st)
 
 	ln, err := listenSocket(cfg.API.Socket, cfg.API.SocketMode)
 	if err != nil {

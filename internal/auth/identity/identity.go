@@ -349,6 +349,19 @@ func (s *Service) RevokeToken(ctx context.Context, principal, name string) error
 	return err
 }
 
+// RotateKeys makes a new signing key (admins: POST /api/v1/keys/rotate).
+func (s *Service) RotateKeys(_ context.Context) (api.KeyRotation, error) {
+	t := s.Tokens()
+	if t == nil {
+		return api.KeyRotation{}, api.ErrNotInitialized
+	}
+	kid, pruned, err := t.RotateKeys()
+	if err != nil {
+		return api.KeyRotation{}, err
+	}
+	return api.KeyRotation{KeyID: kid, Pruned: pruned}, nil
+}
+
 func principalInfo(p store.Principal) api.PrincipalInfo {
 	ts := slices.Clone(p.Tenants)
 	if p.Tenant != "" {
