@@ -104,6 +104,15 @@ type Config struct {
 	Web Web `yaml:"web"`
 	// UIDs is the range tenant users are allocated from.
 	UIDs UIDRange `yaml:"uids"`
+	// Auth configures logins.
+	Auth Auth `yaml:"auth"`
+}
+
+// Auth configures who may log in to the panel with a Linux password.
+type Auth struct {
+	// AdminGroup names a Linux group whose members log in as admins,
+	// besides root; "" is root only.
+	AdminGroup string `yaml:"adminGroup"`
 }
 
 // Web is the web server and PHP of the host.

@@ -128,6 +128,8 @@ web:
 uids:
   min: 100000
   max: 199999
+auth:
+  adminGroup: wcp360-admin
 `
 
 func fullConfig() Config {
@@ -148,6 +150,7 @@ func fullConfig() Config {
 		Web: Web{Nginx: "/usr/local/sbin/nginx", NginxConfig: "/usr/local/etc/nginx/nginx.conf", NginxDir: "/usr/local/etc/nginx/wcp360",
 			PHPBinDir: "/usr/local/sbin", WebUser: "nginx", PHPIdleStop: 90 * time.Second},
 		UIDs: UIDRange{Min: 100000, Max: 199999},
+		Auth: Auth{AdminGroup: "wcp360-admin"},
 	}
 }
 
@@ -708,7 +711,7 @@ func TestValidateCollectsEverything(t *testing.T) {
 	var want []string
 	for _, k := range Keys() {
 		switch k {
-		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey": // their zero values are valid
+		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey", "auth.adminGroup": // their zero values are valid
 			continue
 		}
 		want = append(want, k)
@@ -750,6 +753,7 @@ func TestEnvVar(t *testing.T) {
 		"web.phpBinDir":               "WCP_WEB_PHP_BIN_DIR",
 		"web.webUser":                 "WCP_WEB_WEB_USER",
 		"web.phpIdleStop":             "WCP_WEB_PHP_IDLE_STOP",
+		"auth.adminGroup":             "WCP_AUTH_ADMIN_GROUP",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
 	}

@@ -69,6 +69,8 @@ func schema() []field {
 
 		{"uids.min", kindInt, false, func(c *Config) any { return &c.UIDs.Min }},
 		{"uids.max", kindInt, false, func(c *Config) any { return &c.UIDs.Max }},
+
+		{"auth.adminGroup", kindString, false, func(c *Config) any { return &c.Auth.AdminGroup }},
 	}
 }
 

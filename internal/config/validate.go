@@ -85,6 +85,9 @@ func (c Config) Validate() error {
 	if !userNameRE.MatchString(c.Web.WebUser) {
 		es.add("web.webUser", ErrInvalidValue, fmt.Sprintf("%q is not a user name", c.Web.WebUser))
 	}
+	if c.Auth.AdminGroup != "" && !userNameRE.MatchString(c.Auth.AdminGroup) {
+		es.add("auth.adminGroup", ErrInvalidValue, fmt.Sprintf("%q is not a group name", c.Auth.AdminGroup))
+	}
 	if c.Web.PHPIdleStop != 0 {
 		checkDuration(&es, "web.phpIdleStop", c.Web.PHPIdleStop, time.Second, 24*time.Hour)
 	}

@@ -89,7 +89,7 @@ func (d *daemonState) sweepSessions(ctx context.Context, st *store.Store) {
 // identity makes first boot, logins and tokens: PAM (service wcp360, root
 // and, with auth, an admin group), signing keys in paths.configDir/keys.
 func (d *daemonState) identity(st *store.Store) (*identity.Service, error) {
-	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now})
+	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now, AdminGroup: d.cfg.Auth.AdminGroup})
 	if err != nil {
 		return nil, fmt.Errorf("PAM: %w", err)
 	}
