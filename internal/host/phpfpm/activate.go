@@ -387,12 +387,7 @@ func (m *Manager) sweepOnce() {
 	m.run.sync(ctx)
 	cancel()
 	now := m.opts.Clock()
-	m.mu.Lock()
-	ins := make([]*instance, 0, len(m.inst))
-	for _, in := range m.inst {
-		ins = append(ins, in)
-	}
-	m.mu.Unlock()
+	ins := m.instances()
 	masters := map[int]*instance{}
 	for _, in := range ins {
 		if !in.mu.TryLock() {

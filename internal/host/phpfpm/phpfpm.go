@@ -252,11 +252,8 @@ type Stats struct {
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	st := m.stats
-	ins := make([]*instance, 0, len(m.inst))
-	for _, in := range m.inst {
-		ins = append(ins, in)
-	}
 	m.mu.Unlock()
+	ins := m.instances()
 	for _, in := range ins {
 		in.mu.Lock()
 		if in.proc != nil && !in.proc.exited() {
@@ -442,6 +439,18 @@ func (m *Manager) locked(k key, f func(in *instance) error) error {
 		in.mu.Unlock()
 		return err
 	}
+}
+
+// instances lists the live instances. Lock order: an instance, then the
+// Manager, never the other way: callers lock each instance after this.
+func (m *Manager) instances() []*instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ins := make([]*instance, 0, len(m.inst))
+	for _, in := range m.inst {
+		ins = append(ins, in)
+	}
+	return ins
 }
 
 // forget drops a removed instance from the map.

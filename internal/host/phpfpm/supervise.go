@@ -483,13 +483,7 @@ func nextDelay(d time.Duration, o Options) time.Duration {
 }
 
 func (s *supervisor) close() error {
-	// Lock order: an instance, then the Manager; never the other way.
-	s.m.mu.Lock()
-	ins := make([]*instance, 0, len(s.m.inst))
-	for _, in := range s.m.inst {
-		ins = append(ins, in)
-	}
-	s.m.mu.Unlock()
+	ins := s.m.instances()
 	for _, in := range ins {
 		in.mu.Lock()
 		if in.proc != nil {

@@ -628,12 +628,7 @@ func (s *systemdRunner) sync(ctx context.Context) {
 	for _, u := range us {
 		running[u.Name] = true
 	}
-	s.m.mu.Lock()
-	ins := make([]*instance, 0, len(s.m.inst))
-	for _, in := range s.m.inst {
-		ins = append(ins, in)
-	}
-	s.m.mu.Unlock()
+	ins := s.m.instances()
 	for _, in := range ins {
 		if !in.mu.TryLock() {
 			continue // busy: applied, started or stopped right now
@@ -654,12 +649,7 @@ func (s *systemdRunner) sync(ctx context.Context) {
 }
 
 func (s *systemdRunner) close() error {
-	s.m.mu.Lock()
-	ins := make([]*instance, 0, len(s.m.inst))
-	for _, in := range s.m.inst {
-		ins = append(ins, in)
-	}
-	s.m.mu.Unlock()
+	ins := s.m.instances()
 	for _, in := range ins {
 		in.mu.Lock()
 		if in.proc != nil {
