@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -51,7 +50,10 @@ func (a *app) runApply(ctx context.Context, o applyOptions) error {
 		a.printProblems(problems)
 		return exitCode(1)
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	targets, failed, err := a.applyAll(ctx, c, dependencyOrder(ms), o.dryRun)
 	if err != nil {
 		return err
@@ -71,7 +73,7 @@ func (a *app) runApply(ctx context.Context, o applyOptions) error {
 }
 
 // applyAll applies ms in order, going on after a refused one; it stops only
-// when wcpd cannot be reached. It returns what to wait for and how many failed.
+// when wcpd cannot be reached or refuses the credentials (stopsAll). It returns what to wait for and how many failed.
 func (a *app) applyAll(ctx context.Context, c *client.Client, ms []manifest, dryRun bool) ([]waitTarget, int, error) {
 	var targets []waitTarget
 	failed := 0
@@ -79,7 +81,7 @@ func (a *app) applyAll(ctx context.Context, c *client.Client, ms []manifest, dry
 	for _, m := range ms {
 		resp, err := a.applyOne(ctx, c, m.obj, dryRun)
 		switch {
-		case errors.Is(err, client.ErrUnreachable):
+		case stopsAll(err):
 			return nil, 0, err
 		case dryRun && needsNewTenant(err, m.obj, newTenants):
 			fmt.Fprintf(a.env.Stdout, "%s created (dry run; not checked: tenant %s is new too)\n", objRef(m.obj), m.obj.TenantName())

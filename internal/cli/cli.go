@@ -1,6 +1,6 @@
 // Package cli is the wcp command line: kubectl-like apply, get, describe,
 // delete, diff, rollback, reconcile and validate of WCP360 manifests against
-// wcpd's REST API.
+// wcpd's REST API, and the first boot, login, API tokens and principals.
 //
 // Run builds a fresh command tree for every call and reads nothing global,
 // so tests call it with buffers and an injected environment.
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,11 @@ import (
 
 // EnvSocket names the environment variable that overrides the default socket.
 const EnvSocket = "WCP_SOCKET"
+
+// EnvToken names the environment variable holding a bearer token for
+// automation (an API token): sent instead of the stored login's tokens,
+// never refreshed.
+const EnvToken = "WCP_TOKEN"
 
 // Env is everything the command line takes from its process.
 type Env struct {
@@ -33,6 +39,9 @@ type Env struct {
 	Now func() time.Time
 	// PollMin and PollMax bound the interval of --wait polling; zero means 250ms and 1s.
 	PollMin, PollMax time.Duration
+	// ReadPassword asks for a password without echoing it, showing prompt;
+	// nil reads it from Stdin when that is a terminal.
+	ReadPassword func(prompt string) (string, error)
 }
 
 // Run runs wcp with args (without the program name) and returns the exit status.
@@ -56,6 +65,9 @@ func RunEnv(ctx context.Context, args []string, env Env) int {
 type app struct {
 	env    Env
 	socket string
+	// socketSet: --socket was given or WCP_SOCKET is set; the stored login
+	// is not used.
+	socketSet func() bool
 }
 
 func newApp(env Env) *app {
@@ -87,9 +99,52 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// client returns a client for the --socket address. Commands that do not
-// talk to wcpd never call it.
-func (a *app) client() *client.Client { return client.New(a.socket) }
+// client returns the client commands talk to wcpd with (commands that do
+// not talk to wcpd never call it); the first of these wins:
+//
+//  1. --socket or WCP_SOCKET: that address, without the stored login;
+//  2. the login wcp login stored: its HTTPS server and tokens, renewed as
+//     needed (and saved again);
+//  3. the default socket, where root needs no login.
+//
+// WCP_TOKEN, when set, is the bearer token instead of the stored login's.
+func (a *app) client() (*client.Client, error) {
+	bearer := a.env.Getenv(EnvToken)
+	if a.socketSet != nil && a.socketSet() {
+		return addressClient(a.socket, bearer)
+	}
+	creds, path, err := a.loadCredentials()
+	switch {
+	case errors.Is(err, errNoConfigDir):
+		return addressClient(a.socket, bearer)
+	case err != nil:
+		return nil, err
+	case creds == nil:
+		return addressClient(a.socket, bearer)
+	case bearer != "":
+		return client.NewWith(creds.Server, client.Options{CAFile: creds.CA, Token: bearer})
+	}
+	return sessionClient(path, creds)
+}
+
+// addressClient is a client for a socket or URL given without a login:
+// an https:// server's certificate is checked against DefaultCAFile when
+// it exists, else the system's roots (SSL_CERT_FILE).
+func addressClient(addr, bearer string) (*client.Client, error) {
+	if bearer == "" && !strings.HasPrefix(addr, "https://") {
+		return client.New(addr), nil
+	}
+	var o client.Options
+	if strings.HasPrefix(addr, "https://") {
+		ca, err := caFile("")
+		if err != nil {
+			return nil, err
+		}
+		o.CAFile = ca
+	}
+	o.Token = bearer
+	return client.NewWith(addr, o)
+}
 
 func (a *app) defaultSocket() string {
 	if s := a.env.Getenv(EnvSocket); s != "" {
@@ -100,14 +155,34 @@ func (a *app) defaultSocket() string {
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "wcp",
-		Short:         "wcp controls WCP360: apply, inspect and delete tenants, domains and databases",
+		Use:   "wcp",
+		Short: "wcp controls WCP360: apply, inspect and delete tenants, domains and databases",
+		Long: `wcp controls WCP360: apply, inspect and delete tenants, domains and databases.
+
+Where wcp sends its requests (the first that applies wins):
+  1. --socket, or the ` + EnvSocket + ` environment variable: that unix socket (or
+     http(s):// URL), without the stored login;
+  2. the login stored by wcp login ($XDG_CONFIG_HOME/wcp360/credentials.json,
+     by default ~/.config/wcp360/credentials.json): its HTTPS server, with its
+     tokens, renewed as they expire;
+  3. the local socket ` + client.DefaultSocket + `, where root needs no login.
+` + EnvToken + `, when set, is sent as the bearer token (an API token, for automation)
+instead of the stored login's tokens.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.socket, "socket", a.defaultSocket(),
-		"wcpd API address: a unix socket path or an http(s):// URL (env "+EnvSocket+")")
+		"wcpd API address: a unix socket path or an http(s):// URL (env "+EnvSocket+"); ignores the stored login")
+	a.socketSet = func() bool {
+		return root.PersistentFlags().Changed("socket") || a.env.Getenv(EnvSocket) != ""
+	}
 	root.AddCommand(
+		a.initCommand(),
+		a.loginCommand(),
+		a.logoutCommand(),
+		a.whoamiCommand(),
+		a.tokenCommand(),
+		a.principalCommand(),
 		a.applyCommand(),
 		a.getCommand(),
 		a.describeCommand(),
@@ -159,4 +234,12 @@ func (a *app) exitStatus(err error) int {
 		a.printError(err, "")
 	}
 	return code
+}
+
+// stopsAll reports whether err ends a command that works through several
+// resources: wcpd is unreachable, or refuses the credentials (401) or
+// its certificate is not trusted, so that every next request would fail
+// the same way.
+func stopsAll(err error) bool {
+	return errors.Is(err, client.ErrUnreachable) || client.IsUnauthorized(err) || client.IsUntrustedCertificate(err)
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
-	"github.com/wcp360/wcp360/internal/client"
 )
 
 type deleteOptions struct {
@@ -43,12 +42,15 @@ func (a *app) runDelete(ctx context.Context, args []string, o deleteOptions) err
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	var marked []waitTarget
 	failed := 0
 	for _, t := range targets {
 		_, err := c.Delete(ctx, t.kind, t.name, o.dryRun)
-		if errors.Is(err, client.ErrUnreachable) {
+		if stopsAll(err) {
 			return err
 		}
 		if err != nil {

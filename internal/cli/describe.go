@@ -54,7 +54,10 @@ func (a *app) runDescribe(ctx context.Context, kindArg, name string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	raw, err := c.Get(ctx, kind, name)
 	if err != nil {
 		return err

@@ -44,13 +44,16 @@ func (a *app) runDiff(ctx context.Context, files fileFlags) error {
 		a.printProblems(problems)
 		return exitCode(diffTrouble)
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return withCode(diffTrouble, err)
+	}
 	found, failed := false, false
 	newTenants := map[string]bool{}
 	for _, m := range dependencyOrder(ms) {
 		resp, err := c.Apply(ctx, m.obj, true)
 		switch {
-		case errors.Is(err, client.ErrUnreachable):
+		case stopsAll(err):
 			return withCode(diffTrouble, err)
 		case needsNewTenant(err, m.obj, newTenants):
 			r := objRef(m.obj)

@@ -62,7 +62,10 @@ func (a *app) runGet(ctx context.Context, args []string, o getOptions) error {
 	default:
 		return fmt.Errorf("unknown output format %q: use table, yaml, json or name", o.output)
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if len(args) == 2 {
 		raw, err := c.Get(ctx, kind, args[1])
 		if err != nil {
@@ -280,7 +283,11 @@ func (a *app) completeNames(ctx context.Context, kindArg string) []string {
 	if err != nil {
 		return nil
 	}
-	list, err := a.client().List(ctx, kind, client.ListOptions{})
+	c, err := a.client()
+	if err != nil {
+		return nil
+	}
+	list, err := c.List(ctx, kind, client.ListOptions{})
 	if err != nil {
 		return nil
 	}

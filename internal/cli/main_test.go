@@ -30,6 +30,10 @@ type invocation struct {
 	socket string // WCP_SOCKET
 	stdin  string
 	now    func() time.Time
+	// env is the rest of the environment (HOME, XDG_CONFIG_HOME).
+	env map[string]string
+	// password answers the password prompts (Env.ReadPassword).
+	password func(prompt string) (string, error)
 }
 
 // wcp runs the command line with args and returns what it printed.
@@ -44,11 +48,12 @@ func (inv invocation) run(t *testing.T, args ...string) result {
 			if k == EnvSocket {
 				return inv.socket
 			}
-			return ""
+			return inv.env[k]
 		},
-		Now:     inv.now,
-		PollMin: 20 * time.Millisecond,
-		PollMax: 100 * time.Millisecond,
+		Now:          inv.now,
+		PollMin:      20 * time.Millisecond,
+		PollMax:      100 * time.Millisecond,
+		ReadPassword: inv.password,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -15,7 +15,11 @@ func (a *app) metricsCommand() *cobra.Command {
   wcp metrics nginx_reloads  # wcp360_nginx_reloads_total`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := a.client().Metrics(cmd.Context())
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			b, err := c.Metrics(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +27,7 @@ func (a *app) printError(err error, ref string) {
 }
 
 func writeError(w io.Writer, err error, ref string) {
+	err = explain(err)
 	prefix := "error: "
 	if ref != "" {
 		prefix += ref + ": "
@@ -39,6 +42,44 @@ func writeError(w io.Writer, err error, ref string) {
 	for _, fe := range ae.Problem.Errors {
 		fmt.Fprintln(w, "  "+fieldProblem(fe))
 	}
+}
+
+// handled marks an error whose message says already what to do: explain
+// leaves it as it is.
+type handled struct{ err error }
+
+func (h handled) Error() string { return h.err.Error() }
+func (h handled) Unwrap() error { return h.err }
+
+// explain adds what to do to the errors about credentials and TLS: 401 (no
+// login, or the session ended), 429 (when to try again), a server
+// certificate wcp does not trust.
+func explain(err error) error {
+	var (
+		h  handled
+		ae *client.APIError
+	)
+	switch {
+	case errors.As(err, &h):
+		return err
+	case errors.Is(err, client.ErrSessionExpired), client.IsUnauthorized(err):
+		return fmt.Errorf("not logged in or session expired: run wcp login (%w)", err)
+	case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+		wait := "later"
+		if ae.RetryAfter > 0 {
+			wait = "in " + humanAge(ae.RetryAfter)
+		}
+		return fmt.Errorf("too many attempts: try again %s (%w)", wait, err)
+	case errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable && ae.RetryAfter > 0:
+		return fmt.Errorf("%w (try again in %s)", err, humanAge(ae.RetryAfter))
+	case errors.Is(err, client.ErrUnreachable) && errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w\nthe local socket is root's: as another user, log in to the HTTPS API first "+
+			"(wcp login --server https://HOST:PORT)", err)
+	case client.IsUntrustedCertificate(err):
+		return fmt.Errorf("%w\nthe server's certificate is not trusted: give wcp login the CA with --ca "+
+			"(wcpd's self-signed certificate is %s on the server)", err, client.DefaultCAFile)
+	}
+	return err
 }
 
 // fieldProblem is "[line N: ]field: message", without the field twice when

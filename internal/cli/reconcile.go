@@ -51,7 +51,10 @@ func (a *app) runReconcile(ctx context.Context, kindArg, name string, o reconcil
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	resp, err := c.Reconcile(ctx, kind, name)
 	switch {
 	case errors.Is(err, client.ErrUnreachable):

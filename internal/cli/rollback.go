@@ -58,7 +58,10 @@ func (a *app) runRollback(ctx context.Context, kindArg, name string, o rollbackO
 		return fmt.Errorf("--to-revision must be a revision number (1, 2, ...; see wcp describe %s %s), got %d",
 			kindArg, name, o.revision)
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	resp, err := c.Rollback(ctx, kind, name, o.revision, o.dryRun)
 	switch {
 	case errors.Is(err, client.ErrUnreachable):
@@ -101,7 +104,11 @@ func (a *app) completeRevisions(cmd *cobra.Command, args []string, _ string) ([]
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	revs, err := a.client().Revisions(cmd.Context(), kind, args[1])
+	c, err := a.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	revs, err := c.Revisions(cmd.Context(), kind, args[1])
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -41,7 +41,11 @@ func (a *app) runVersion(ctx context.Context, clientOnly bool) error {
 	if clientOnly {
 		return nil
 	}
-	h, err := a.client().Health(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	h, err := c.Health(ctx)
 	if err != nil {
 		return err
 	}

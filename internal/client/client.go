@@ -1,11 +1,17 @@
 // Package client talks to the wcpd REST API (/api/v1) over its unix socket or
 // an http(s):// URL. It is what the wcp command line uses; every method maps
 // to one request and decodes the wire types of package api.
+//
+// Over HTTPS a client made by NewWith checks the server against a CA file
+// (wcpd's self-signed certificate) or the system's roots, sends a bearer
+// token, and renews a login session by itself: a request answered 401 is
+// retried once after a refresh, whose new tokens OnRefresh saves.
 package client
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +19,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
@@ -38,6 +46,15 @@ type Client struct {
 	addr string // the socket path or URL, for messages
 	base *url.URL
 	http *http.Client
+
+	// mu guards the session: the bearer token and the refresh token. It is
+	// held during a refresh, so that concurrent requests answered 401
+	// refresh once between them (a refresh token used twice ends the
+	// session).
+	mu        sync.Mutex
+	token     string
+	refresh   string
+	onRefresh func(api.Tokens) error
 }
 
 // New returns a client for a unix socket path, or for an http:// or https://
@@ -70,12 +87,21 @@ func newUnix(path string) *Client {
 }
 
 func newURL(raw string) *Client {
+	return newURLTLS(raw, nil)
+}
+
+// newURLTLS is newURL with the TLS configuration of an https:// address
+// (nil: the system roots).
+func newURLTLS(raw string, tlsConf *tls.Config) *Client {
 	base, err := url.Parse(strings.TrimRight(raw, "/"))
 	if err != nil {
 		// Keep the client usable; every request reports the bad address.
 		base = &url.URL{Scheme: "http", Host: "invalid.invalid"}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConf != nil {
+		tr.TLSClientConfig = tlsConf
+	}
 	inner := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
 		conn, err := inner(ctx, network, address)
@@ -100,6 +126,9 @@ func (e *dialError) Unwrap() error { return e.err }
 type APIError struct {
 	Status  int
 	Problem api.Problem
+	// RetryAfter is how long the server asks to wait before trying again
+	// (its Retry-After header, with 429 and 503); 0 when it did not say.
+	RetryAfter time.Duration
 }
 
 // Error is the problem's title and detail; field errors are in Problem.Errors.
@@ -120,6 +149,14 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsNotImplemented reports whether err is an API answer 501: the daemon
 // does not do that (observe the host, run controllers).
 func IsNotImplemented(err error) bool { return hasStatus(err, http.StatusNotImplemented) }
+
+// IsForbidden reports whether err is an API answer 403: the principal may
+// not do that.
+func IsForbidden(err error) bool { return hasStatus(err, http.StatusForbidden) }
+
+// IsRateLimited reports whether err is an API answer 429: too many
+// attempts; APIError.RetryAfter says when to try again.
+func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyRequests) }
 
 // IsConflict reports whether err is an API answer 409.
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
@@ -340,34 +377,84 @@ func dryRunQuery(dryRun bool) url.Values {
 	return url.Values{"dryRun": {"true"}}
 }
 
+// request is one API call.
+type request struct {
+	method, path string
+	query        url.Values
+	body         []byte
+	// public requests carry no bearer token and are never refreshed and
+	// retried: bootstrap, login, refresh and logout, whose own 401 means
+	// what it says.
+	public bool
+}
+
 // do sends one request and decodes a 2xx JSON answer into out, or returns an
 // *APIError for an error answer.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
-	resp, err := c.send(ctx, method, path, q, body)
+	_, err := c.exchange(ctx, request{method: method, path: path, query: q, body: body}, out)
+	return err
+}
+
+// exchange sends r and decodes a 2xx JSON answer into out (nil, or a 204
+// answer: nothing is decoded); it returns the answer's status.
+func (c *Client) exchange(ctx context.Context, r request, out any) (int, error) {
+	resp, err := c.sendRequest(ctx, r)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp)
+		return resp.StatusCode, decodeError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return resp.StatusCode, nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		return resp.StatusCode, fmt.Errorf("%s %s: decode answer: %w", r.method, r.path, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // send sends one request; a failure to connect is an ErrUnreachable.
 func (c *Client) send(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
-	req, err := c.newRequest(ctx, method, path, q, body)
-	if err != nil {
+	return c.sendRequest(ctx, request{method: method, path: path, query: q, body: body})
+}
+
+// sendRequest sends r with the session's bearer token. An answer 401, when
+// the client holds a refresh token, renews the session once and sends r
+// again with the new access token.
+func (c *Client) sendRequest(ctx context.Context, r request) (*http.Response, error) {
+	resp, used, err := c.sendOnce(ctx, r)
+	if err != nil || r.public || resp.StatusCode != http.StatusUnauthorized || !c.canRefresh() {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	if err := c.renew(ctx, used); err != nil {
 		return nil, err
+	}
+	resp, _, err = c.sendOnce(ctx, r)
+	return resp, err
+}
+
+// sendOnce sends r and returns the bearer token it carried.
+func (c *Client) sendOnce(ctx context.Context, r request) (*http.Response, string, error) {
+	req, err := c.newRequest(ctx, r.method, r.path, r.query, r.body)
+	if err != nil {
+		return nil, "", err
+	}
+	var bearer string
+	if !r.public {
+		bearer = c.bearer()
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(err)
+		return nil, bearer, c.transportError(err)
 	}
-	return resp, nil
+	return resp, bearer, nil
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Request, error) {
@@ -406,7 +493,7 @@ func (c *Client) transportError(err error) error {
 // else the status and the start of the body.
 func decodeError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	ae := &APIError{Status: resp.StatusCode}
+	ae := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header)}
 	if json.Unmarshal(data, &ae.Problem) == nil && (ae.Problem.Title != "" || ae.Problem.Detail != "" || len(ae.Problem.Errors) > 0) {
 		if ae.Problem.Status == 0 {
 			ae.Problem.Status = resp.StatusCode
@@ -419,4 +506,28 @@ func decodeError(resp *http.Response) error {
 	}
 	ae.Problem = api.Problem{Title: http.StatusText(resp.StatusCode), Status: resp.StatusCode, Detail: text}
 	return ae
+}
+
+// retryAfter reads a Retry-After header: delay-seconds, or an HTTP date
+// counted from the answer's Date header (the server's clock, not ours).
+func retryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 || secs > int64(24*time.Hour/time.Second) {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	now, err := http.ParseTime(h.Get("Date"))
+	if err != nil || !at.After(now) {
+		return 0
+	}
+	return at.Sub(now)
 }
