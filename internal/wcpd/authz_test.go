@@ -256,3 +256,47 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Errorf("revision of new.test does not name its author: %s", b)
 	}
 }
+
+// A tenant's principal logs in with the password of the Linux user of its
+// name (PAM); a user without a principal gets the same refusal as a wrong
+// password.
+func TestTenantPrincipalLogsInWithItsPassword(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
+	d, h := startHTTPS(t)
+	if code, b := d.do("PUT", "/api/v1/tenants/a", tenant("a")); code != http.StatusCreated {
+		t.Fatalf("tenant a: %d %s", code, b)
+	}
+	if code, b := d.do("PUT", "/api/v1/principals/anna", api.PrincipalSpec{Role: "tenant", Tenants: []string{"a"}}); code != http.StatusCreated {
+		t.Fatalf("principal anna: %d %s", code, b)
+	}
+	for _, u := range []string{"anna", "stranger"} {
+		if _, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "/usr/sbin/useradd", Args: []string{"-M", u}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "/usr/sbin/chpasswd", Stdin: []byte("anna:anna-pw-1\nstranger:stranger-pw-1\n")}); err != nil {
+		t.Fatal(err)
+	}
+	code, b := h.call("", "POST", "/api/v1/auth/login", api.LoginRequest{Username: "anna", Password: "anna-pw-1"})
+	if code != http.StatusOK {
+		t.Fatalf("anna's login: %d %s", code, b)
+	}
+	var toks api.Tokens
+	if err := json.Unmarshal(b, &toks); err != nil || toks.Principal.Role != "tenant" || !slices.Equal(toks.Principal.Tenants, []string{"a"}) {
+		t.Fatalf("anna's tokens: %s (%v)", b, err)
+	}
+	if code, b := h.call(toks.AccessToken, "GET", "/api/v1/tenants/a", nil); code != http.StatusOK {
+		t.Errorf("anna reads her tenant: %d %s", code, b)
+	}
+	if code, b := h.call(toks.AccessToken, "GET", "/metrics", nil); code != http.StatusForbidden {
+		t.Errorf("anna reads the metrics: %d %s", code, b)
+	}
+	// A real user with the right password, but no principal: as a wrong password.
+	code, stranger := h.call("", "POST", "/api/v1/auth/login", api.LoginRequest{Username: "stranger", Password: "stranger-pw-1"})
+	_, wrong := h.call("", "POST", "/api/v1/auth/login", api.LoginRequest{Username: "anna", Password: "not-it"})
+	if code != http.StatusUnauthorized || string(stranger) != string(wrong) {
+		t.Errorf("stranger's login: %d %s; a wrong password: %s", code, stranger, wrong)
+	}
+}

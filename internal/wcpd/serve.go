@@ -86,10 +86,19 @@ func (d *daemonState) sweepSessions(ctx context.Context, st *store.Store) {
 	}
 }
 
-// identity makes first boot, logins and tokens: PAM (service wcp360, root
-// and, with auth, an admin group), signing keys in paths.configDir/keys.
+// identity makes first boot, logins and tokens: PAM (service wcp360: root,
+// auth.adminGroup's members, and the panel's principals), signing keys in
+// paths.configDir/keys.
 func (d *daemonState) identity(st *store.Store) (*identity.Service, error) {
-	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now, AdminGroup: d.cfg.Auth.AdminGroup})
+	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now, AdminGroup: d.cfg.Auth.AdminGroup,
+		// Besides root and the admin group: the panel's principals, with
+		// the password of the Linux user of their name (a tenant's login).
+		AllowUser: func(name string) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p, err := st.GetPrincipal(ctx, name)
+			return err == nil && !p.Disabled
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("PAM: %w", err)
 	}

@@ -26,6 +26,11 @@ type Config struct {
 	// admins (e.g. "wcp360-admin"); no one else may. A group that does not
 	// exist has no members.
 	AdminGroup string
+	// AllowUser, when set, lets a user who is neither root nor an admin
+	// log in when it answers true (the panel's own principals: a tenant's
+	// login). It is asked before PAM, so a user it refuses costs no PAM
+	// transaction. Root's uid-0 accounts are never its to decide.
+	AllowUser func(name string) bool
 	// MaxConcurrent bounds the PAM transactions in progress (default 8),
 	// including those whose caller gave up. When all are taken,
 	// Authenticate fails at once with ErrBusy.
@@ -95,7 +100,7 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	return &Authenticator{
 		service:      cfg.Service,
-		policy:       policy{denyRoot: cfg.DenyRoot},
+		policy:       policy{denyRoot: cfg.DenyRoot, allow: cfg.AllowUser},
 		adminGroup:   cfg.AdminGroup,
 		refusalDelay: cfg.RefusalDelay,
 		log:          cfg.Logger,

@@ -34,18 +34,19 @@ var errNoSuchUser = errors.New("no such user")
 // policy decides which local users may log in to the panel.
 type policy struct {
 	denyRoot bool
+	allow    func(name string) bool // Config.AllowUser
 }
 
 // decide returns the identity of a, and whether a may log in: root unless
-// denied (then no uid 0 account may, whatever its groups), and the members
-// of the admin group (adminGID, -1 when there is none).
+// denied (then no uid 0 account may, whatever its groups), the members of
+// the admin group (adminGID, -1 when there is none), and those allow lets.
 func (p policy) decide(a account, adminGID int) (Identity, bool) {
 	id := Identity{Name: a.Name, UID: a.UID, Root: a.UID == 0}
 	id.Admin = adminGID >= 0 && slices.Contains(a.GIDs, adminGID)
 	if id.Root {
 		return id, !p.denyRoot
 	}
-	return id, id.Admin
+	return id, id.Admin || p.allow != nil && p.allow(a.Name)
 }
 
 // lookupAccount reads a local user through the system's user database.

@@ -28,6 +28,12 @@ func TestPolicyDecide(t *testing.T) {
 			Identity{Name: "alice", UID: 1000, Admin: true}, true},
 		{"not in the group", policy{}, account{Name: "bob", UID: 1001, GIDs: []int{1001}}, admins, Identity{Name: "bob", UID: 1001}, false},
 		{"no admin group", policy{}, account{Name: "bob", UID: 1001, GIDs: []int{1001}}, -1, Identity{Name: "bob", UID: 1001}, false},
+		{"allowed: a tenant's principal", policy{allow: func(n string) bool { return n == "bob" }}, account{Name: "bob", UID: 1001, GIDs: []int{1001}}, admins,
+			Identity{Name: "bob", UID: 1001}, true},
+		{"not allowed", policy{allow: func(n string) bool { return n == "carol" }}, account{Name: "bob", UID: 1001, GIDs: []int{1001}}, admins,
+			Identity{Name: "bob", UID: 1001}, false},
+		{"allow does not override a denied root", policy{denyRoot: true, allow: func(string) bool { return true }}, account{Name: "root", UID: 0}, -1,
+			Identity{Name: "root", Root: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
