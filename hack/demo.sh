@@ -94,12 +94,10 @@ for _ in $(seq 200); do
 done
 
 echo "== wcpd runs $mode"
-# First boot, once: root on the local socket proves root (wcp init does the same).
-if curl -sf --unix-socket "$SOCKET" http://wcpd/api/v1/bootstrap | grep -Eq '"initialized": *false'; then
-	echo "== first boot (POST /api/v1/bootstrap as root on the socket)"
-	curl -sS --fail-with-body --unix-socket "$SOCKET" -X POST -H 'Content-Type: application/json' -d '{}' http://wcpd/api/v1/bootstrap
-	echo
-fi
+# First boot, once: root on the local socket proves root. Run again, it
+# says the panel is initialised already.
+echo "== wcp init"
+$WCP init
 echo "== wcp apply -f examples/ --wait"
 $WCP apply -f examples/ --wait --timeout 60s
 echo
