@@ -54,7 +54,7 @@ func (s *Server) identify(next http.Handler) http.Handler {
 					s.internalError(w, err)
 					return
 				}
-				unauthorized(w, err.Error())
+				unauthorized(w, unauthenticatedDetail(err))
 				return
 			}
 		}
@@ -75,6 +75,17 @@ func bearerToken(r *http.Request) (string, bool) {
 func unauthorized(w http.ResponseWriter, detail string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="wcp360"`)
 	writeProblem(w, http.StatusUnauthorized, "Unauthenticated", detail, nil)
+}
+
+// unauthenticatedDetail is the problem detail of err, an error wrapping
+// ErrUnauthenticated: its message without ErrUnauthenticated's own text
+// in front, which the title ("Unauthenticated") says already.
+func unauthenticatedDetail(err error) string {
+	msg := err.Error()
+	if detail, ok := strings.CutPrefix(msg, ErrUnauthenticated.Error()+": "); ok {
+		return detail
+	}
+	return msg
 }
 
 // guard is the one place a route's declared Action is enforced: before the

@@ -330,7 +330,7 @@ func (s *Server) identityError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(ra.After, time.Second).Seconds()+0.5)))
 		writeProblem(w, http.StatusTooManyRequests, "Too many attempts", ra.Error(), nil)
 	case errors.Is(err, ErrUnauthenticated):
-		unauthorized(w, err.Error())
+		unauthorized(w, unauthenticatedDetail(err))
 	case errors.Is(err, ErrAlreadyInitialized):
 		writeProblem(w, http.StatusConflict, "Initialised already", "first boot is done; a second one is refused", nil)
 	case errors.Is(err, ErrNotInitialized):

@@ -17,11 +17,14 @@ import (
 	"github.com/wcp360/wcp360/internal/auth/token"
 	"github.com/wcp360/wcp360/internal/client"
 	"github.com/wcp360/wcp360/internal/client/clienttest"
+	"github.com/wcp360/wcp360/internal/sandbox"
 )
 
 // These tests run wcp against clienttest.AuthDaemon: the API over HTTPS
-// with the real token service and store behind the first-boot, login,
-// token and principal routes.
+// with wcpd's identity service behind the first-boot, login, token and
+// principal routes: the real PAM, token service and store. It sets root's
+// password and creates alice, a Linux user, so each test runs in a sandbox
+// of its own (sandbox.Run). alice may log in once she is a principal.
 
 const (
 	rootPassword  = "root-secret"
@@ -91,6 +94,9 @@ func wantFailure(t *testing.T, r result, stderr string) {
 }
 
 func TestInitOnTheSocket(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{})
 	r := e.root.run(t, "init")
 	mustSucceed(t, r)
@@ -111,6 +117,9 @@ func TestInitOnTheSocket(t *testing.T) {
 }
 
 func TestInitOverHTTPS(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{})
 	inv := e.wcp
 	inv.stdin = "wrong\n"
@@ -137,6 +146,9 @@ func TestInitOverHTTPS(t *testing.T) {
 }
 
 func TestLoginRefreshLogout(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.root.run(t, "apply", "-f", "testdata/nested/a.yml"))
 
@@ -166,7 +178,7 @@ func TestLoginRefreshLogout(t *testing.T) {
 	// The access token expires: the next command refreshes, retries, and
 	// stores the new tokens.
 	e.clock.Advance(accessTTL + 5*time.Second)
-	if _, err := e.d.Tokens.Authenticate(ctxT(t), first.Tokens.AccessToken); !errors.Is(err, token.ErrExpired) {
+	if _, err := e.d.Tokens().Authenticate(ctxT(t), first.Tokens.AccessToken); !errors.Is(err, token.ErrExpired) {
 		t.Fatalf("the first access token after its lifetime: %v, want ErrExpired", err)
 	}
 	r = e.wcp.run(t, "get", "tenants", "-o", "name")
@@ -177,7 +189,7 @@ func TestLoginRefreshLogout(t *testing.T) {
 		t.Fatal("the refreshed tokens were not stored")
 	}
 	wantMode(t, e.credsPath, 0o600)
-	if _, err := e.d.Tokens.Authenticate(ctxT(t), second.Tokens.AccessToken); err != nil {
+	if _, err := e.d.Tokens().Authenticate(ctxT(t), second.Tokens.AccessToken); err != nil {
 		t.Fatalf("the stored access token: %v", err)
 	}
 	// No refresh while the access token is good.
@@ -192,7 +204,7 @@ func TestLoginRefreshLogout(t *testing.T) {
 	if _, err := os.Stat(e.credsPath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("credentials after logout: %v", err)
 	}
-	if _, err := e.d.Tokens.Refresh(ctxT(t), second.Tokens.RefreshToken, token.Client{}); !errors.Is(err, token.ErrRevoked) {
+	if _, err := e.d.Tokens().Refresh(ctxT(t), second.Tokens.RefreshToken, token.Client{}); !errors.Is(err, token.ErrRevoked) {
 		t.Fatalf("refresh after logout: %v, want ErrRevoked", err)
 	}
 	r = e.wcp.run(t, "logout")
@@ -201,10 +213,13 @@ func TestLoginRefreshLogout(t *testing.T) {
 }
 
 func TestSessionEnded(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.login(t, e.wcp, "root", rootPassword))
 	// The session is revoked elsewhere (another wcp logout of a copy).
-	if err := e.d.Tokens.Logout(ctxT(t), e.creds(t).Tokens.RefreshToken); err != nil {
+	if err := e.d.Tokens().Logout(ctxT(t), e.creds(t).Tokens.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	mustSucceed(t, e.wcp.run(t, "whoami")) // the access token is good until it expires
@@ -214,12 +229,24 @@ func TestSessionEnded(t *testing.T) {
 }
 
 func TestLoginRefused(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true, MaxFailures: 2, RetryAfter: 42 * time.Second})
-	for range 2 {
-		r := e.login(t, e.wcp, "root", "wrong")
-		wantFailure(t, r, "error: login failed: wrong user name or password")
+	// Two wrong passwords, at once: each costs PAM's failure delay.
+	var wrong [2]result
+	var wg sync.WaitGroup
+	for i := range wrong {
+		wg.Go(func() { wrong[i] = e.login(t, e.wcp, "root", "wrong") })
+	}
+	wg.Wait()
+	for _, r := range wrong {
+		wantFailure(t, r, "error: login failed: wrong user name or password (Unauthenticated: invalid user name or password)")
 	}
 	r := e.login(t, e.wcp, "root", rootPassword)
+	wantFailure(t, r, "error: too many attempts: try again in 42s")
+	// The address is locked out as well, whoever logs in from it.
+	r = e.login(t, e.wcp, "alice", alicePassword)
 	wantFailure(t, r, "error: too many attempts: try again in 42s")
 	if _, err := os.Stat(e.credsPath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused login stored credentials: %v", err)
@@ -239,6 +266,9 @@ func TestLoginRefused(t *testing.T) {
 }
 
 func TestCredentialsOpenToOthersRefused(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.login(t, e.wcp, "root", rootPassword))
 	refresh := e.creds(t).Tokens.RefreshToken
@@ -255,12 +285,15 @@ func TestCredentialsOpenToOthersRefused(t *testing.T) {
 	if _, err := os.Stat(e.credsPath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("credentials after logout: %v", err)
 	}
-	if _, err := e.d.Tokens.Refresh(ctxT(t), refresh, token.Client{}); !errors.Is(err, token.ErrRevoked) {
+	if _, err := e.d.Tokens().Refresh(ctxT(t), refresh, token.Client{}); !errors.Is(err, token.ErrRevoked) {
 		t.Fatalf("refresh after logout: %v, want ErrRevoked", err)
 	}
 }
 
 func TestSocketOverridesTheLogin(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.login(t, e.wcp, "root", rootPassword))
 	inv := e.wcp
@@ -278,6 +311,9 @@ func TestSocketOverridesTheLogin(t *testing.T) {
 }
 
 func TestAPITokens(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.root.run(t, "apply", "-f", "testdata/nested/a.yml"))
 	mustSucceed(t, e.login(t, e.wcp, "root", rootPassword))
@@ -343,6 +379,9 @@ func TestAPITokens(t *testing.T) {
 }
 
 func TestPrincipals(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.root.run(t, "apply", "-f", "testdata/site"))
 	mustSucceed(t, e.root.run(t, "apply", "-f", "testdata/nested/a.yml"))
@@ -379,6 +418,9 @@ func TestPrincipals(t *testing.T) {
 
 // The access token is refreshed once however many requests find it expired.
 func TestRefreshedTokensAreSavedOnce(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	e := startAuth(t, clienttest.AuthOptions{Initialized: true})
 	mustSucceed(t, e.login(t, e.wcp, "root", rootPassword))
 	e.clock.Advance(accessTTL + 5*time.Second)
@@ -406,7 +448,7 @@ func TestRefreshedTokensAreSavedOnce(t *testing.T) {
 	if got := e.creds(t).Tokens; got.AccessToken != access || got.RefreshToken != refresh {
 		t.Fatal("the stored tokens are not the client's")
 	}
-	if _, err := e.d.Tokens.Refresh(ctxT(t), refresh, token.Client{}); err != nil {
+	if _, err := e.d.Tokens().Refresh(ctxT(t), refresh, token.Client{}); err != nil {
 		t.Fatalf("the stored refresh token: %v (a second refresh would have revoked the session)", err)
 	}
 }

@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/store"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// The tests of clienttest.StartAuth set passwords and create users for the
+// real PAM: each runs in a sandbox of its own (sandbox.Run).
+func TestMain(m *testing.M) { os.Exit(sandbox.MainFunc(func() int { return pgtest.Main(m) })) }
 
 // result is what one wcp run printed and returned.
 type result struct {

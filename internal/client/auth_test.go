@@ -16,11 +16,14 @@ import (
 	"github.com/wcp360/wcp360/internal/auth/token"
 	"github.com/wcp360/wcp360/internal/client"
 	"github.com/wcp360/wcp360/internal/client/clienttest"
+	"github.com/wcp360/wcp360/internal/sandbox"
 )
 
 const rootPassword = "root-secret"
 
-// startAuth runs an AuthDaemon whose access tokens live a minute by clock.
+// startAuth runs an AuthDaemon whose access tokens live a minute by clock,
+// root's password rootPassword. Its tests run in a sandbox (sandbox.Run):
+// it sets root's password with the real chpasswd, checked by the real PAM.
 func startAuth(t *testing.T) (*clienttest.AuthDaemon, *clienttest.Clock) {
 	t.Helper()
 	clock := clienttest.NewClock(time.Now())
@@ -30,6 +33,9 @@ func startAuth(t *testing.T) (*clienttest.AuthDaemon, *clienttest.Clock) {
 }
 
 func TestLoginRefreshLogout(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	ctx := testContext(t)
 	d, clock := startAuth(t)
 	var saved []api.Tokens
@@ -46,8 +52,10 @@ func TestLoginRefreshLogout(t *testing.T) {
 	if _, err := c.WhoAmI(ctx); !client.IsUnauthorized(err) {
 		t.Fatalf("whoami before login: %v, want 401", err)
 	}
-	if _, err := c.Login(ctx, "root", "wrong"); !client.IsUnauthorized(err) {
-		t.Fatalf("login with a wrong password: %v, want 401", err)
+	var ae *client.APIError
+	if _, err := c.Login(ctx, "root", "wrong"); !client.IsUnauthorized(err) || !errors.As(err, &ae) ||
+		ae.Problem.Title != "Unauthenticated" || ae.Problem.Detail != "invalid user name or password" {
+		t.Fatalf("login with a wrong password: %v, want 401 saying no more than \"invalid user name or password\"", err)
 	}
 	toks, err := c.Login(ctx, "root", rootPassword)
 	if err != nil {
@@ -93,12 +101,15 @@ func TestLoginRefreshLogout(t *testing.T) {
 	if a, r := c.Session(); a != "" || r != "" {
 		t.Fatal("the client kept its tokens after logout")
 	}
-	if _, err := d.Tokens.Refresh(ctx, refresh, token.Client{}); !errors.Is(err, token.ErrRevoked) {
+	if _, err := d.Tokens().Refresh(ctx, refresh, token.Client{}); !errors.Is(err, token.ErrRevoked) {
 		t.Fatalf("refresh after logout: %v, want ErrRevoked", err)
 	}
 }
 
 func TestSessionExpired(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	ctx := testContext(t)
 	d, clock := startAuth(t)
 	login, err := client.NewWith(d.URL, client.Options{CAFile: d.CAFile})
@@ -109,7 +120,7 @@ func TestSessionExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Tokens.Logout(ctx, toks.RefreshToken); err != nil {
+	if err := d.Tokens().Logout(ctx, toks.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Minute)
@@ -141,6 +152,9 @@ func TestSessionExpired(t *testing.T) {
 }
 
 func TestAPITokenRoutes(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	ctx := testContext(t)
 	d, _ := startAuth(t)
 	root := client.New(d.Socket) // root on the socket: no token
@@ -168,8 +182,15 @@ func TestAPITokenRoutes(t *testing.T) {
 	if err := root.RevokeAPIToken(ctx, "ci", "root"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WhoAmI(ctx); !client.IsUnauthorized(err) || errors.Is(err, client.ErrSessionExpired) {
+	_, err = c.WhoAmI(ctx)
+	if !client.IsUnauthorized(err) || errors.Is(err, client.ErrSessionExpired) {
 		t.Fatalf("whoami with a revoked API token: %v, want a plain 401", err)
+	}
+	// The detail says why, without repeating the title.
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Problem.Detail == "" ||
+		strings.HasPrefix(strings.ToLower(ae.Problem.Detail), "unauthenticated") {
+		t.Errorf("the 401's detail: %+v", ae)
 	}
 
 	p, created2, err := root.PutPrincipal(ctx, "bot", api.PrincipalSpec{Role: "admin"})
@@ -188,6 +209,9 @@ func TestAPITokenRoutes(t *testing.T) {
 }
 
 func TestBootstrap(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	ctx := testContext(t)
 	d := clienttest.StartAuth(t, clienttest.AuthOptions{})
 	c := client.New(d.Socket)
@@ -234,6 +258,9 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestNewWith(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
 	if _, err := client.NewWith("http://panel.example:8080", client.Options{Token: "x"}); err == nil {
 		t.Error("a token over plain http to another host was accepted")
 	}

@@ -17,10 +17,13 @@ import (
 	"github.com/wcp360/wcp360/internal/client"
 	"github.com/wcp360/wcp360/internal/client/clienttest"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// The tests of StartAuth set passwords and create users for the real PAM:
+// each runs in a sandbox of its own (sandbox.Run).
+func TestMain(m *testing.M) { os.Exit(sandbox.MainFunc(func() int { return pgtest.Main(m) })) }
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()

@@ -93,12 +93,7 @@ func (d *daemonState) identity(st *store.Store) (*identity.Service, error) {
 	a, err := pam.New(pam.Config{Logger: d.log, Clock: time.Now, AdminGroup: d.cfg.Auth.AdminGroup,
 		// Besides root and the admin group: the panel's principals, with
 		// the password of the Linux user of their name (a tenant's login).
-		AllowUser: func(name string) bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			p, err := st.GetPrincipal(ctx, name)
-			return err == nil && !p.Disabled
-		}})
+		AllowUser: identity.PrincipalsMayLogIn(st)})
 	if err != nil {
 		return nil, fmt.Errorf("PAM: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -104,6 +105,19 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	return s, nil
+}
+
+// PrincipalsMayLogIn is wcpd's pam.Config.AllowUser: besides root and the
+// admin group, the users that are enabled principals of st may log in, with
+// the password of the Linux user of their name (a tenant's login). It asks
+// the store, before PAM is asked.
+func PrincipalsMayLogIn(st *store.Store) func(name string) bool {
+	return func(name string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p, err := st.GetPrincipal(ctx, name)
+		return err == nil && !p.Disabled
+	}
 }
 
 // Tokens is the token service, nil before first boot.
@@ -382,10 +396,15 @@ func wireTokens(t token.Tokens) api.Tokens {
 		Principal: api.PrincipalInfo{Name: p.Name, Role: string(p.Role), Tenants: p.Tenants, Scopes: p.Scopes, Via: p.Via}}
 }
 
-// source is the address PAM and the rate limits see.
+// source is the address PAM and the rate limits see: the client's IP
+// address, without the port (each connection has a port of its own, and
+// failures are counted per address).
 func source(p api.Peer) string {
 	if p.Unix {
 		return "unix"
+	}
+	if host, _, err := net.SplitHostPort(p.Addr); err == nil {
+		return host
 	}
 	return p.Addr
 }

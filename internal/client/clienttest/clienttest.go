@@ -2,7 +2,10 @@
 // command line: the api package's handler over a real PostgreSQL store (a
 // fresh database from pgtest), served on a unix socket and over TCP.
 //
-// A package that uses it runs its tests through pgtest.Main.
+// A package that uses it runs its tests through pgtest.Main; one that uses
+// StartAuth (the real PAM, which needs users and passwords) through
+// sandbox.MainFunc(func() int { return pgtest.Main(m) }), each such test
+// in a sandbox of its own (sandbox.Run).
 package clienttest
 
 import (
