@@ -185,12 +185,30 @@ func childTestArgs(t *testing.T) ([]string, []Bind) {
 		args = append(args, fmt.Sprintf("-test.timeout=%s", max(left-margin, time.Second)))
 	}
 	var binds []Bind
+	// go test runs a package's tests in its directory, and tests read
+	// testdata/ from there. A checkout under a directory the sandbox
+	// replaces with a fresh tmpfs (/tmp, /run, /srv/www...) would be gone
+	// inside: bring the package directory along.
+	if wd, err := os.Getwd(); err == nil && underFreshTmpfs(wd) {
+		binds = append(binds, Bind{Source: wd, Target: wd})
+	}
 	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" {
 		dir := f.Value.String()
 		args = append(args, "-test.gocoverdir="+dir)
 		binds = append(binds, Bind{Source: dir, Target: dir})
 	}
 	return args, binds
+}
+
+// underFreshTmpfs reports whether path lies in one of the sandbox's fresh
+// tmpfs mounts, where the host's files are not visible.
+func underFreshTmpfs(path string) bool {
+	for _, d := range []string{"/tmp", "/run", "/dev/shm", "/srv/www", "/var/lib/wcp360", "/var/log"} {
+		if path == d || strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // testOutput copies the sandboxed run's output into the test log line by
