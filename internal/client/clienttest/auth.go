@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/user"
@@ -130,16 +129,7 @@ func StartAuth(tb testing.TB, opts AuthOptions) *AuthDaemon {
 	h := api.NewServer(api.Options{Store: st, Logger: logger, Node: Node, Version: "test",
 		Auth: id, Identity: id, Clock: opts.Clock}).Handler()
 
-	l, err := net.Listen("unix", d.Socket)
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	unix := httptest.NewUnstartedServer(h)
-	_ = unix.Listener.Close()
-	unix.Listener = l
-	unix.Config.ConnContext = api.ConnContext
-	unix.Start()
-	tb.Cleanup(unix.Close)
+	serveUnix(tb, d.Socket, h)
 
 	tlsSrv := httptest.NewUnstartedServer(h)
 	tlsSrv.Config.ConnContext = api.ConnContext

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -89,20 +90,27 @@ func StartWith(tb testing.TB, opts Options) *Daemon {
 		ao.Enqueue = d.enqueue
 	}
 	h := api.NewServer(ao).Handler()
-	l, err := net.Listen("unix", d.Socket)
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	unix := httptest.NewUnstartedServer(h)
-	_ = unix.Listener.Close()
-	unix.Listener = l
-	unix.Config.ConnContext = api.ConnContext
-	unix.Start()
-	tb.Cleanup(unix.Close)
+	serveUnix(tb, d.Socket, h)
 	tcp := httptest.NewServer(h)
 	tb.Cleanup(tcp.Close)
 	d.URL = tcp.URL
 	return d
+}
+
+// serveUnix serves h on the unix socket path until tb ends, recording each
+// connection's peer (root there is an admin) as wcpd does.
+func serveUnix(tb testing.TB, path string, h http.Handler) {
+	tb.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	_ = srv.Listener.Close()
+	srv.Listener = l
+	srv.Config.ConnContext = api.ConnContext
+	srv.Start()
+	tb.Cleanup(srv.Close)
 }
 
 // enqueue records a reconcile request and wakes the stand-in controller.
