@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 
 # Packages the tests and the demo use: the PostgreSQL server (initdb/pg_ctl
 # for the ephemeral test clusters), psql, a C toolchain for cgo/-race, and
-# libpam's headers for internal/auth/pam (cgo).
+# libpam's headers for internal/auth/pam (cgo), and QEMU and the mkfs tools
+# for the kernel tests in a VM (internal/testutil/vm; the kernel itself is
+# fetched, not installed, by hack/vm-kernel.sh).
 PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2
-	nginx php-fpm php-cli curl libpam0g-dev)
+	nginx php-fpm php-cli curl libpam0g-dev qemu-system-x86 xfsprogs e2fsprogs)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
