@@ -1,0 +1,550 @@
+package acme
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wcp360/wcp360/internal/cmdrun"
+	"github.com/wcp360/wcp360/internal/host/nginx"
+	"github.com/wcp360/wcp360/internal/sandbox"
+)
+
+const (
+	pebbleBin     = "/usr/bin/pebble"
+	pebbleDir     = "https://127.0.0.1:14000/dir"
+	pebbleMgmt    = "https://127.0.0.1:15000"
+	testEABKeyID  = "kid-1"
+	testEABHMAC   = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	nginxHTTPPort = "80"
+)
+
+var testHosts = map[string]string{"a.acme.test": "127.0.0.1", "b.acme.test": "127.0.0.1", "c.acme.test": "127.0.0.1"}
+
+func TestDefaultChallengeDirIsNginxs(t *testing.T) {
+	if DefaultChallengeDir != nginx.DefaultACMEDir {
+		t.Fatalf("DefaultChallengeDir %s, nginx serves %s", DefaultChallengeDir, nginx.DefaultACMEDir)
+	}
+}
+
+// TestObtainThroughNginx: pebble validates HTTP-01 through a real nginx
+// serving the default challenge directory; the chain verifies against
+// pebble's root and names both names; the account is registered once and
+// reused by a second Client over the same state directory.
+func TestObtainThroughNginx(t *testing.T) {
+	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
+		return
+	}
+	p := startPebble(t, false)
+	startTestNginx(t, true)
+	counter := &countingTransport{base: p.client.Transport, path: p.newAccountPath(t)}
+	hc := &http.Client{Transport: counter, Timeout: time.Minute}
+	c := newTestClient(t, hc, nil)
+
+	names := []string{"a.acme.test", "b.acme.test"}
+	start := time.Now()
+	cert, err := c.Obtain(t.Context(), names)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first issuance (account registration included): %s", took)
+	checkCert(t, p, cert, names)
+	if n := counter.count.Load(); n != 1 {
+		t.Errorf("%d newAccount requests, want 1", n)
+	}
+	checkMode(t, DefaultStateDir, 0o755)
+	acctDir := filepath.Dir(c.store.keyPath())
+	checkMode(t, acctDir, 0o700)
+	checkMode(t, c.store.keyPath(), 0o600)
+	checkMode(t, c.store.jsonPath(), 0o600)
+	checkEmpty(t, DefaultChallengeDir)
+	url1, err := c.AccountURL(t.Context())
+	if err != nil || url1 == "" {
+		t.Fatalf("AccountURL: %q, %v", url1, err)
+	}
+	key1, _ := os.ReadFile(c.store.keyPath())
+
+	// The same Client again, then a new Client (wcpd restarted): no new
+	// registration, the same account.
+	start = time.Now()
+	if cert, err = c.Obtain(t.Context(), names[:1]); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second issuance (same client): %s", time.Since(start))
+	checkCert(t, p, cert, names[:1])
+	c2 := newTestClient(t, hc, nil)
+	start = time.Now()
+	if cert, err = c2.Obtain(t.Context(), []string{"c.acme.test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("third issuance (new client, stored account): %s", time.Since(start))
+	checkCert(t, p, cert, []string{"c.acme.test"})
+	if n := counter.count.Load(); n != 1 {
+		t.Errorf("%d newAccount requests after reuse, want 1", n)
+	}
+	if url2, _ := c2.AccountURL(t.Context()); url2 != url1 {
+		t.Errorf("account URL %s, then %s", url1, url2)
+	}
+	if key2, _ := os.ReadFile(c.store.keyPath()); !bytes.Equal(key1, key2) {
+		t.Error("the account key changed")
+	}
+
+	// Written out: root 0600, key first, and a pair tls accepts.
+	dir := "/etc/ssl/wcp360-test"
+	if err := WriteFiles(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"), cert); err != nil {
+		t.Fatal(err)
+	}
+	checkMode(t, filepath.Join(dir, "fullchain.pem"), 0o600)
+	checkMode(t, filepath.Join(dir, "privkey.pem"), 0o600)
+	if _, err := tls.LoadX509KeyPair(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")); err != nil {
+		t.Error(err)
+	}
+
+	// The CA forgets the account (pebble restarts): registered again, once.
+	p.restart(t)
+	if cert, err = c2.Obtain(t.Context(), names[:1]); err != nil {
+		t.Fatal(err)
+	}
+	checkCert(t, p, cert, names[:1])
+	if n := counter.count.Load(); n != 2 {
+		t.Errorf("%d newAccount requests after the CA forgot the account, want 2", n)
+	}
+	if url3, _ := c2.AccountURL(t.Context()); url3 == url1 {
+		t.Errorf("account URL unchanged after re-registration: %s", url3)
+	}
+
+	// Pebble 2.4 has no renewalInfo endpoint.
+	if _, err := c2.RenewalInfo(t.Context(), cert.Leaf); !errors.Is(err, ErrNoARI) {
+		t.Errorf("RenewalInfo: %v, want ErrNoARI", err)
+	}
+}
+
+// TestObtainFailsWhenChallengeNotServed: nginx does not serve the
+// challenge directory, pebble's validation gets a 404 and the error
+// carries pebble's problem; the token files are removed.
+func TestObtainFailsWhenChallengeNotServed(t *testing.T) {
+	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
+		return
+	}
+	p := startPebble(t, false)
+	startTestNginx(t, false)
+	c := newTestClient(t, p.client, nil)
+	start := time.Now()
+	_, err := c.Obtain(t.Context(), []string{"a.acme.test"})
+	t.Logf("failed issuance took %s: %v", time.Since(start), err)
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Obtain: %v (%T), want *Error", err, err)
+	}
+	if e.Op != "obtain" || e.Problem == nil || e.Problem.Type != ProblemUnauthorized || !strings.Contains(e.Problem.Detail, "404") {
+		t.Errorf("error %+v, problem %+v: want pebble's unauthorized problem about a 404", e, e.Problem)
+	}
+	checkEmpty(t, DefaultChallengeDir)
+}
+
+// TestExternalAccountBinding: a CA that requires EAB refuses a plain
+// registration with its problem, and accepts a bound one.
+func TestExternalAccountBinding(t *testing.T) {
+	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
+		return
+	}
+	p := startPebble(t, true)
+	startTestNginx(t, true)
+	_, err := newTestClient(t, p.client, nil).Obtain(t.Context(), []string{"a.acme.test"})
+	var e *Error
+	if !errors.As(err, &e) || e.Op != "register" || e.Problem == nil || e.Problem.Type != ProblemExternalAccount {
+		t.Fatalf("Obtain without EAB: %v, want a register error with %s", err, ProblemExternalAccount)
+	}
+	cert, err := newTestClient(t, p.client, &EAB{KeyID: testEABKeyID, HMACKey: testEABHMAC}).Obtain(t.Context(), []string{"a.acme.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCert(t, p, cert, []string{"a.acme.test"})
+}
+
+func newTestClient(t *testing.T, hc *http.Client, eab *EAB) *Client {
+	t.Helper()
+	c, err := New(Options{DirectoryURL: pebbleDir, Email: "admin@acme.test", EAB: eab, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func checkCert(t *testing.T, p *pebble, cert *Certificate, names []string) {
+	t.Helper()
+	certs, err := parseChain(cert.ChainPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !certs[0].Equal(cert.Leaf) {
+		t.Error("Leaf is not the chain's first certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: p.roots(t), Intermediates: inter}); err != nil {
+		t.Errorf("chain does not verify against pebble's root: %v", err)
+	}
+	if got := slices.Sorted(slices.Values(cert.Leaf.DNSNames)); !slices.Equal(got, slices.Sorted(slices.Values(names))) {
+		t.Errorf("names %v, want %v", got, names)
+	}
+	if _, err := tls.X509KeyPair(cert.ChainPEM, cert.KeyPEM); err != nil {
+		t.Errorf("key does not match: %v", err)
+	}
+}
+
+func parseChain(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) < 2 {
+		return nil, fmt.Errorf("chain of %d certificates, want leaf and issuer", len(certs))
+	}
+	return certs, nil
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if st.Mode().Perm() != want {
+		t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
+	}
+}
+
+func checkEmpty(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Error(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("%s holds %d files, want none", dir, len(entries))
+	}
+}
+
+// countingTransport counts POSTs to one path (the CA's newAccount).
+type countingTransport struct {
+	base  http.RoundTripper
+	path  string
+	count atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.URL.Path == c.path {
+		c.count.Add(1)
+	}
+	return c.base.RoundTrip(r)
+}
+
+// pebble is a running pebble.
+type pebble struct {
+	client   *http.Client // trusts pebble's HTTPS certificate
+	conf     string
+	eab      bool
+	stop     func()
+	rootPool *x509.CertPool
+}
+
+// startPebble starts /usr/bin/pebble on 127.0.0.1:14000 (ACME) and :15000
+// (management), validating HTTP-01 on port 80, with a CA and server
+// certificate made here.
+func startPebble(t *testing.T, eab bool) *pebble {
+	t.Helper()
+	if _, err := os.Stat(pebbleBin); err != nil {
+		sandbox.Unavailable(t, "pebble is not installed (apt-get install pebble; hack/install-deps.sh)")
+	}
+	dir := t.TempDir()
+	caPEM, certPEM, keyPEM := testServerCert(t)
+	for name, data := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+		"certificate": filepath.Join(dir, "cert.pem"), "privateKey": filepath.Join(dir, "key.pem"),
+		"httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "",
+		"externalAccountBindingRequired": eab,
+		"externalAccountMACKeys":         map[string]string{testEABKeyID: testEABHMAC},
+	}}
+	data, err := json.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pebble{conf: filepath.Join(dir, "pebble.json"), eab: eab}
+	if err := os.WriteFile(p.conf, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	p.client = &http.Client{Timeout: time.Minute, Transport: retryAfterHint{&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	p.start(t)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *pebble) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: pebbleBin, Args: []string{"-config", p.conf},
+		// No random 0-15 s sleep before validating; no rejected nonces or
+		// reused authorizations, so every test validates through nginx.
+		Env: []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}}, out)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	p.stop = func() {
+		cancel()
+		_ = proc.Wait()
+		if t.Failed() {
+			t.Logf("pebble's output:\n%s", out.String())
+		}
+	}
+	p.rootPool = nil
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := p.client.Get(pebbleDir)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not answer: %v\n%s", err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restart stops pebble and starts a new one: a CA that forgot every
+// account and has a new root.
+func (p *pebble) restart(t *testing.T) {
+	t.Helper()
+	p.stop()
+	p.start(t)
+	t.Cleanup(p.stop)
+}
+
+// roots is pebble's root, from its management endpoint.
+func (p *pebble) roots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	if p.rootPool != nil {
+		return p.rootPool
+	}
+	resp, err := p.client.Get(pebbleMgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("pebble's root: %s, %v", resp.Status, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("pebble's root: no certificate in %q", b)
+	}
+	p.rootPool = pool
+	return pool
+}
+
+func (p *pebble) newAccountPath(t *testing.T) string {
+	t.Helper()
+	resp, err := p.client.Get(pebbleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dir struct {
+		NewAccount string `json:"newAccount"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dir); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, dir.NewAccount, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req.URL.Path
+}
+
+// startTestNginx runs nginx on 127.0.0.1:80 with one server that serves
+// /.well-known/acme-challenge/ from DefaultChallengeDir the way
+// internal/host/nginx's sites do (or, without acme, does not).
+func startTestNginx(t *testing.T, acme bool) {
+	t.Helper()
+	bin, err := cmdrun.LookPath("nginx", "/usr/sbin")
+	if err != nil {
+		sandbox.Unavailable(t, "nginx is not installed")
+	}
+	if err := os.MkdirAll(DefaultChallengeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	location := `location ^~ /.well-known/acme-challenge/ {
+            alias "` + DefaultChallengeDir + `/";
+            default_type text/plain;
+        }`
+	if !acme {
+		location = ""
+	}
+	conf := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%[2]s;
+        server_name _;
+        %[3]s
+        location / { return 404; }
+    }
+}
+`, dir, nginxHTTPPort, location)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: bin, Args: []string{"-e", dir + "/error.log", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")}}, out)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// TERM, not the context's KILL: the master stops its workers,
+		// which hold the output pipe.
+		_ = proc.Signal(syscall.SIGTERM)
+		_ = proc.Wait()
+		cancel()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+nginxHTTPPort); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(dir + "/error.log")
+			t.Fatalf("nginx did not listen: %s%s", out.String(), log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testServerCert makes a CA and, signed by it, a certificate for
+// localhost and 127.0.0.1 (pebble's HTTPS).
+func testServerCert(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wcp360 test CA for pebble"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// retryAfterHint adds "Retry-After: 1" to the CA's responses that have
+// none. Pebble 2.4 answers a challenge's POST "pending" without one (its
+// validation, with PEBBLE_VA_NOSLEEP, finishes a millisecond later), and
+// lego then polls after 5 s (2.5-7.5 s with its jitter); with the hint it
+// polls after about a second. WCP_ACME_TEST_NO_HINT=1 turns it off, to
+// measure lego's own pace.
+type retryAfterHint struct{ base http.RoundTripper }
+
+func (h retryAfterHint) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := h.base.RoundTrip(r)
+	if err == nil && resp.Header.Get("Retry-After") == "" && os.Getenv("WCP_ACME_TEST_NO_HINT") != "1" {
+		resp.Header.Set("Retry-After", "1")
+	}
+	return resp, err
+}
