@@ -219,13 +219,19 @@ func (s *Service) Login(ctx context.Context, req api.LoginRequest, peer api.Peer
 	if err != nil {
 		return api.Tokens{}, pamError(err)
 	}
-	if _, err := s.opts.Store.GetPrincipal(ctx, id.Name); errors.Is(err, store.ErrNotFound) {
+	p, err := s.opts.Store.GetPrincipal(ctx, id.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		if _, err := s.opts.Store.PutPrincipal(ctx, store.Principal{Name: id.Name, Role: store.RoleAdmin, Source: store.SourcePAM}); err != nil {
 			return api.Tokens{}, err
 		}
 		s.log.Info("first login of an admin", "principal", id.Name, "root", id.Root)
-	} else if err != nil {
+	case err != nil:
 		return api.Tokens{}, err
+	case pamAdmin(p) && !id.Root && !id.Admin:
+		// An admin by the group, out of it since: no more.
+		s.log.Warn("login refused: the admin principal is no longer root or in the admin group", "principal", id.Name)
+		return api.Tokens{}, fmt.Errorf("%w: invalid user name or password", api.ErrUnauthenticated)
 	}
 	out, err := t.Login(ctx, id.Name, token.Client{UserAgent: userAgent, SourceAddress: source(peer)})
 	if err != nil {
@@ -243,6 +249,18 @@ func (s *Service) Refresh(ctx context.Context, refresh string, peer api.Peer, us
 	out, err := t.Refresh(ctx, refresh, token.Client{UserAgent: userAgent, SourceAddress: source(peer)})
 	if err != nil {
 		return api.Tokens{}, tokenError(err)
+	}
+	// An admin by its Linux group is asked again at every refresh.
+	if p, err := s.opts.Store.GetPrincipal(ctx, out.Identity.Principal); err == nil && pamAdmin(p) {
+		still, err := s.opts.PAM.StillAdmin(p.Name)
+		if err != nil {
+			return api.Tokens{}, err
+		}
+		if !still {
+			_ = t.Logout(ctx, out.RefreshToken)
+			s.log.Warn("session ended: the admin principal is no longer root or in the admin group", "principal", p.Name)
+			return api.Tokens{}, fmt.Errorf("%w: %s is no longer an admin", api.ErrUnauthenticated, p.Name)
+		}
 	}
 	return wireTokens(out), nil
 }
@@ -374,6 +392,12 @@ func (s *Service) RotateKeys(_ context.Context) (api.KeyRotation, error) {
 		return api.KeyRotation{}, err
 	}
 	return api.KeyRotation{KeyID: kid, Pruned: pruned}, nil
+}
+
+// pamAdmin: an admin principal made by a login (root or the admin group),
+// not by an admin's `wcp principal apply`.
+func pamAdmin(p store.Principal) bool {
+	return p.Source == store.SourcePAM && p.Role == store.RoleAdmin
 }
 
 func principalInfo(p store.Principal) api.PrincipalInfo {

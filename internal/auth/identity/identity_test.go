@@ -158,3 +158,54 @@ func chpasswd(t *testing.T, line string) {
 		t.Fatalf("chpasswd: %v", err)
 	}
 }
+
+// An admin by the admin group who leaves it loses the panel: its next
+// refresh ends the session, its next login is refused.
+func TestAdminGroupLeaverLosesThePanel(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
+	for _, c := range [][]string{{"/usr/sbin/groupadd", "wcp360-admin"}, {"/usr/sbin/useradd", "-M", "-G", "wcp360-admin", "ada"}} {
+		if _, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: c[0], Args: c[1:]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chpasswd(t, "ada:ada-pw-123")
+	st, err := store.Open(t.Context(), pgtest.New(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.MigrateUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := pam.New(pam.Config{Clock: time.Now, AdminGroup: "wcp360-admin", AllowUser: PrincipalsMayLogIn(st)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Wait)
+	s, err := New(Options{Store: st, PAM: a, KeyDir: "/etc/wcp360/keys", Token: token.Config{Clock: time.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := s.Bootstrap(ctx, api.BootstrapRequest{}, rootPeer); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := s.Login(ctx, api.LoginRequest{Username: "ada", Password: "ada-pw-123"}, tcpPeer, "test")
+	if err != nil || toks.Principal.Role != "admin" {
+		t.Fatalf("ada's login: %+v, %v", toks, err)
+	}
+	if toks, err = s.Refresh(ctx, toks.RefreshToken, tcpPeer, "test"); err != nil {
+		t.Fatalf("refresh while in the group: %v", err)
+	}
+	if _, err := cmdrun.Run(ctx, cmdrun.Cmd{Path: "/usr/bin/gpasswd", Args: []string{"-d", "ada", "wcp360-admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Refresh(ctx, toks.RefreshToken, tcpPeer, "test"); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Errorf("refresh after leaving the group: %v, want ErrUnauthenticated", err)
+	}
+	if _, err := s.Login(ctx, api.LoginRequest{Username: "ada", Password: "ada-pw-123"}, tcpPeer, "test"); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Errorf("login after leaving the group: %v, want ErrUnauthenticated", err)
+	}
+}

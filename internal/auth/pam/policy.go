@@ -91,6 +91,28 @@ func lookupGroup(name string) (int, error) {
 	return strconv.Atoi(g.Gid)
 }
 
+// StillAdmin reports whether the local user name is, now, what made it an
+// admin at its login: root (uid 0) or a member of Config.AdminGroup. A
+// session outlives a login by weeks; its refreshes ask again, so that a
+// user taken out of the group loses the panel too.
+func (a *Authenticator) StillAdmin(name string) (bool, error) {
+	acct, err := a.lookup(name)
+	if errors.Is(err, errNoSuchUser) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if acct.UID == 0 {
+		return !a.policy.denyRoot, nil
+	}
+	gid, err := a.lookupGroup(a.adminGroup)
+	if err != nil {
+		return false, err
+	}
+	return gid >= 0 && slices.Contains(acct.GIDs, gid), nil
+}
+
 // validUser reports whether name may be handed to PAM: not empty, at most
 // 256 bytes, no control characters (a NUL would cut the C string short)
 // and no leading '-' or '+' (NSS compat syntax).
