@@ -61,6 +61,22 @@ type StatusReporter interface {
 	ReportStatus(ctx context.Context, row store.Resource, st *v1alpha1.Status) error
 }
 
+// Scheduler is a Step with work that falls due later without any change
+// to the spec (a certificate's renewal): the controller runs the resource
+// again at NextRun (reconcile's RequeueAfter), and the step's Observe then
+// reports that work as Due differences.
+type Scheduler interface {
+	// NextRun is when the step has work next; the zero time for none.
+	NextRun(ctx context.Context, row store.Resource) (time.Time, error)
+}
+
+// FailureReporter is a Step that adds to the status what its failure
+// means (the CA's problem, the certificate that keeps serving), besides
+// the condition every failed step gets.
+type FailureReporter interface {
+	ReportFailure(ctx context.Context, row store.Resource, st *v1alpha1.Status, err error)
+}
+
 // Options configure the controllers.
 type Options struct {
 	Store  Store
@@ -159,7 +175,49 @@ func (r *resourceReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 			return r.waitForTenant(ctx, row, st, waitErr)
 		}
 	}
-	return r.converge(ctx, row, st)
+	res, err := r.converge(ctx, row, st)
+	if err != nil {
+		return res, err
+	}
+	return r.requeue(ctx, row)
+}
+
+// requeue asks to run the resource again when the first Scheduler step
+// has work (a failure to tell is logged: the periodic resync catches up).
+func (r *resourceReconciler) requeue(ctx context.Context, row store.Resource) (reconcile.Result, error) {
+	var next time.Time
+	for _, s := range r.steps {
+		sc, ok := s.(Scheduler)
+		if !ok {
+			continue
+		}
+		at, err := sc.NextRun(ctx, row)
+		if err != nil {
+			r.log(ctx).Warn("cannot tell when the step has work next; the resync will look", "step", s.Name(), "err", err)
+			continue
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	// At least a second: a time already past runs again at once, not in a loop.
+	return reconcile.Result{RequeueAfter: max(next.Sub(r.opts.Clock()), time.Second)}, nil
+}
+
+// dueNow reports whether a Scheduler step has work due now.
+func (r *resourceReconciler) dueNow(ctx context.Context, row store.Resource) bool {
+	now := r.opts.Clock()
+	for _, s := range r.steps {
+		if sc, ok := s.(Scheduler); ok {
+			if at, err := sc.NextRun(ctx, row); err == nil && !at.IsZero() && !at.After(now) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkTenant returns an error saying why the owning tenant is not Ready yet.
@@ -208,7 +266,7 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		if policy, err = r.driftPolicy(ctx, row); err != nil {
 			return reconcile.Result{}, err
 		}
-		if policy == v1alpha1.DriftIgnore {
+		if policy == v1alpha1.DriftIgnore && !r.dueNow(ctx, row) {
 			return reconcile.Result{}, nil // converged, and the spec says not to look
 		}
 	}
@@ -224,21 +282,37 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		all = append(all, d...)
 	}
 
-	drift := convergedBefore && len(all) > 0
-	if drift {
-		st.Drift = driftEntries(st.Drift, all, now, policy == v1alpha1.DriftCorrect)
-		msg := host.Summary(all)
-		if policy == v1alpha1.DriftReport {
-			st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
-				Status: v1alpha1.ConditionTrue, Reason: ReasonDriftReported, ObservedGeneration: row.Generation,
-				Message: "the host differs from the spec; driftPolicy is report, so it is left as it is: " + msg}, now)
+	// Due work (a renewal) is not drift: it is applied whatever the policy.
+	driftDs := notDue(all)
+	drift := convergedBefore && len(driftDs) > 0
+	if drift && policy != v1alpha1.DriftCorrect {
+		// Leave the drift alone; apply only what fell due.
+		all = nil
+		for i := range diffs {
+			diffs[i] = dueOnly(diffs[i])
+			all = append(all, diffs[i]...)
+		}
+	}
+	if drift && policy == v1alpha1.DriftReport {
+		st.Drift = driftEntries(st.Drift, driftDs, now, false)
+		msg := host.Summary(driftDs)
+		st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
+			Status: v1alpha1.ConditionTrue, Reason: ReasonDriftReported, ObservedGeneration: row.Generation,
+			Message: "the host differs from the spec; driftPolicy is report, so it is left as it is: " + msg}, now)
+		if len(all) == 0 {
 			if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
 				return reconcile.Result{}, err
 			}
-			r.event(ctx, row, "Warning", ReasonDriftDetected, msg+" (driftPolicy: report, not corrected)")
+		}
+		r.event(ctx, row, "Warning", ReasonDriftDetected, msg+" (driftPolicy: report, not corrected)")
+		if len(all) == 0 {
 			return reconcile.Result{}, nil
 		}
-		r.event(ctx, row, "Warning", ReasonDriftDetected, msg+" (correcting)")
+	}
+	drift = drift && policy == v1alpha1.DriftCorrect
+	if drift {
+		st.Drift = driftEntries(st.Drift, driftDs, now, true)
+		r.event(ctx, row, "Warning", ReasonDriftDetected, host.Summary(driftDs)+" (correcting)")
 	}
 
 	for i, s := range r.steps {
@@ -267,8 +341,8 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 	case drift:
 		st.Conditions = conditions.Set(st.Conditions, v1alpha1.Condition{Type: v1alpha1.ConditionDrifted,
 			Status: v1alpha1.ConditionFalse, Reason: ReasonDriftCorrected, ObservedGeneration: row.Generation,
-			Message: "corrected: " + host.Summary(all)}, now)
-	case len(all) == 0 && convergedBefore:
+			Message: "corrected: " + host.Summary(driftDs)}, now)
+	case len(driftDs) == 0 && convergedBefore:
 		// In sync: keep the drift record of a correction, drop reported
 		// drift that someone has since put right.
 		if c, ok := conditions.Get(st.Conditions, v1alpha1.ConditionDrifted); ok && c.Status == v1alpha1.ConditionTrue {
@@ -299,11 +373,15 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 	if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
 		return reconcile.Result{}, err
 	}
-	if len(all) > 0 && !drift {
-		r.event(ctx, row, "Normal", ReasonChanged, host.Summary(all))
+	if due := dueOnly(all); !drift && len(all) > 0 || drift && len(due) > 0 {
+		changed := all
+		if drift {
+			changed = due
+		}
+		r.event(ctx, row, "Normal", ReasonChanged, host.Summary(changed))
 	}
 	if drift {
-		r.event(ctx, row, "Normal", ReasonDriftCorrected, host.Summary(all))
+		r.event(ctx, row, "Normal", ReasonDriftCorrected, host.Summary(driftDs))
 	}
 	if !wasReady {
 		r.event(ctx, row, "Normal", "Ready", fmt.Sprintf("generation %d converged", row.Generation))
@@ -326,6 +404,9 @@ func (r *resourceReconciler) stepFailed(ctx context.Context, row store.Resource,
 	}
 	if reconcile.IsTerminal(err) {
 		st.Conditions = conditions.MarkStalled(st.Conditions, row.Generation, ReasonStepFailed, msg, now)
+	}
+	if fr, ok := s.(FailureReporter); ok {
+		fr.ReportFailure(ctx, row, &st, err)
 	}
 	if werr := r.writeStatus(ctx, row, st, st.ObservedGeneration); werr != nil {
 		return reconcile.Result{}, errors.Join(err, werr)
@@ -358,6 +439,27 @@ func (r *resourceReconciler) driftPolicy(ctx context.Context, row store.Resource
 		return v1alpha1.DriftCorrect, nil
 	}
 	return ts.DriftPolicy, nil
+}
+
+// notDue and dueOnly split differences into drift and work that fell due.
+func notDue(ds []host.Difference) []host.Difference {
+	var out []host.Difference
+	for _, d := range ds {
+		if !d.Due {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func dueOnly(ds []host.Difference) []host.Difference {
+	var out []host.Difference
+	for _, d := range ds {
+		if d.Due {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // driftEntries records ds, keeping when each was first seen.

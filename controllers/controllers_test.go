@@ -90,7 +90,7 @@ type harness struct {
 	clock time.Time
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, more ...controllers.Step) *harness {
 	t.Helper()
 	ctx := t.Context()
 	st, err := store.Open(ctx, pgtest.New(t), store.Options{})
@@ -104,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, st: st, step: &fileStep{dir: t.TempDir()}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, c := range controllers.New(controllers.Options{
 		Store: st, Node: "n1", Clock: func() time.Time { return h.clock },
-		Steps: map[v1alpha1.Kind][]controllers.Step{v1alpha1.KindTenant: {h.step}},
+		Steps: map[v1alpha1.Kind][]controllers.Step{v1alpha1.KindTenant: append([]controllers.Step{h.step}, more...)},
 	}) {
 		if c.Kind == v1alpha1.KindTenant {
 			h.rec = c.Reconciler
@@ -346,5 +346,88 @@ func TestStepFailure(t *testing.T) {
 	_, st = h.status()
 	if !conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady) || conditions.IsTrue(st.Conditions, v1alpha1.ConditionStalled) {
 		t.Errorf("recovered resource: %+v", st.Conditions)
+	}
+}
+
+// renewStep has work that falls due with time (a certificate's renewal):
+// due at its time, done by Apply, next due a day later.
+type renewStep struct {
+	clock   *time.Time
+	at      time.Time
+	applies int
+}
+
+func (r *renewStep) Name() string { return "renew" }
+
+func (r *renewStep) Observe(context.Context, store.Resource) ([]host.Difference, error) {
+	if r.clock.Before(r.at) {
+		return nil, nil
+	}
+	return []host.Difference{{Field: "renewal", Want: "renewed", Have: "due", Due: true}}, nil
+}
+
+func (r *renewStep) Apply(context.Context, store.Resource, []host.Difference) (string, error) {
+	r.applies++
+	r.at = r.clock.Add(24 * time.Hour)
+	return "", nil
+}
+
+func (r *renewStep) Remove(context.Context, store.Resource) error { return nil }
+
+func (r *renewStep) NextRun(context.Context, store.Resource) (time.Time, error) { return r.at, nil }
+
+// Work that falls due is not drift: it is done whatever the drift policy
+// (report leaves the drift, ignore does not look at it), it is announced
+// as a change, and the controller requeues the resource for the next.
+func TestDueWorkIsNotDrift(t *testing.T) {
+	for _, policy := range []v1alpha1.DriftPolicy{v1alpha1.DriftCorrect, v1alpha1.DriftReport, v1alpha1.DriftIgnore} {
+		t.Run(string(policy), func(t *testing.T) {
+			rs := &renewStep{}
+			h := newHarness(t, rs)
+			rs.clock, rs.at = &h.clock, h.clock.Add(time.Hour)
+			h.apply("Acme", policy)
+			res, err := h.rec.Reconcile(t.Context(), reconcile.Request{Kind: v1alpha1.KindTenant, Name: "acme"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.RequeueAfter != time.Hour {
+				t.Errorf("RequeueAfter %s, want 1h (the step's next run)", res.RequeueAfter)
+			}
+			// A hand edit (drift) and the renewal fall due together.
+			p := filepath.Join(h.step.dir, "acme")
+			if err := os.WriteFile(p, []byte("hand edit"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			h.clock = h.clock.Add(time.Hour)
+			if err := h.reconcile(); err != nil {
+				t.Fatal(err)
+			}
+			if rs.applies != 1 {
+				t.Errorf("renewals %d, want 1", rs.applies)
+			}
+			_, st := h.status()
+			drifted, _ := conditions.Get(st.Conditions, v1alpha1.ConditionDrifted)
+			content, _ := h.file()
+			switch policy {
+			case v1alpha1.DriftCorrect:
+				if content != "Acme" || drifted.Reason != controllers.ReasonDriftCorrected || strings.Contains(drifted.Message, "renewal") {
+					t.Errorf("file %q, Drifted %+v", content, drifted)
+				}
+			case v1alpha1.DriftReport:
+				if content != "hand edit" || drifted.Reason != controllers.ReasonDriftReported || strings.Contains(drifted.Message, "renewal") {
+					t.Errorf("file %q, Drifted %+v", content, drifted)
+				}
+			case v1alpha1.DriftIgnore:
+				if content != "hand edit" || drifted.Type != "" {
+					t.Errorf("file %q, Drifted %+v", content, drifted)
+				}
+			}
+			if e := h.events()[controllers.ReasonChanged]; !strings.Contains(e.Message, "renewal: want renewed, have due") {
+				t.Errorf("Changed event %+v", e)
+			}
+			if !conditions.IsTrue(st.Conditions, v1alpha1.ConditionReady) {
+				t.Errorf("not Ready: %+v", st.Conditions)
+			}
+		})
 	}
 }

@@ -59,6 +59,8 @@ api:
   socket: $SOCKET
 controllers:
   resyncInterval: 1m
+acme:
+  directory: "" # no CA in the demo yet: acme domains serve the self-signed placeholder
 YAML
 	bin/wcpd serve --config "$DEMO/wcpd.yaml" &
 	wcpd=$!

@@ -93,6 +93,35 @@ type Status struct {
 	LastSnapshot       string       `json:"lastSnapshot,omitempty"`
 	// Account is a Tenant's Linux account as last converged.
 	Account *AccountStatus `json:"account,omitempty"`
+	// TLS is the certificate a Domain serves.
+	TLS *TLSStatus `json:"tls,omitempty"`
+}
+
+// TLSStatus is the certificate a domain's HTTPS serves, as found on the
+// host, and how its ACME issuance goes.
+type TLSStatus struct {
+	// Mode is the spec's: acme, selfsigned, provided.
+	Mode TLSMode `json:"mode"`
+	// Trusted: a certificate browsers accept (issued by the CA, or
+	// provided); false for the self-signed placeholder.
+	Trusted bool `json:"trusted"`
+	// Issuer is the certificate's issuer (its distinguished name).
+	Issuer string `json:"issuer,omitempty"`
+	// Names are the DNS names it covers.
+	Names []string `json:"names,omitempty"`
+	// NotBefore and NotAfter bound its validity.
+	NotBefore *time.Time `json:"notBefore,omitempty"`
+	NotAfter  *time.Time `json:"notAfter,omitempty"`
+	// RenewAt is when WCP360 orders the next one (acme only): two thirds
+	// of the lifetime with jitter, or sooner when the CA's renewal
+	// information says so. Absent while the placeholder serves: the first
+	// order is due at once.
+	RenewAt *time.Time `json:"renewAt,omitempty"`
+	// LastError is the last failed order, with the CA's problem; cleared
+	// by the next certificate issued.
+	LastError string `json:"lastError,omitempty"`
+	// LastErrorTime is when it failed.
+	LastErrorTime *time.Time `json:"lastErrorTime,omitempty"`
 }
 
 // AccountStatus is the Linux user and group WCP360 created for a tenant.

@@ -23,6 +23,7 @@
 //	log: {level: info, format: text}
 //	controllers: {workers: 4, resyncInterval: 10m, shutdownTimeout: 30s, backoffBase: 100ms, backoffMax: 5m, rateLimit: 50, rateBurst: 100}
 //	uids: {min: 20000, max: 59999}
+//	acme: {directory: "https://acme-v02.api.letsencrypt.org/directory", email: "", caBundle: "", eabKid: "", eabHmacKey: ""}
 //
 // Durations are Go duration strings ("90s", "1h30m"); a bare number is a type
 // error. socketMode is always read as octal digits, like chmod: 0600, 0o600,
@@ -106,6 +107,26 @@ type Config struct {
 	UIDs UIDRange `yaml:"uids"`
 	// Auth configures logins.
 	Auth Auth `yaml:"auth"`
+	// ACME is the certificate authority of domains with spec.tls.mode acme.
+	ACME ACME `yaml:"acme"`
+}
+
+// ACME is the certificate authority (RFC 8555) that issues the
+// certificates of domains with spec.tls.mode acme.
+type ACME struct {
+	// Directory is the CA's ACME directory URL (https); "" turns ACME
+	// off: acme domains keep their self-signed placeholder and say so.
+	Directory string `yaml:"directory"`
+	// Email is the account's contact address; "" registers none.
+	Email string `yaml:"email"`
+	// CABundle is a PEM file of extra roots trusted for the directory's
+	// HTTPS (a private CA, pebble in tests); "" trusts the system's.
+	CABundle string `yaml:"caBundle"`
+	// EABKid and EABHMACKey are the external account binding the CA hands
+	// out (key id, base64url HMAC key): both or neither. The key is a
+	// secret: [Config.YAML] redacts it.
+	EABKid     string `yaml:"eabKid"`
+	EABHMACKey string `yaml:"eabHmacKey"`
 }
 
 // Auth configures who may log in to the panel with a Linux password.
@@ -256,6 +277,7 @@ func Default() Config {
 			PHPIdleStop: 10 * time.Minute,
 		},
 		UIDs: UIDRange{Min: 20000, Max: 59999},
+		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory"},
 	}
 }
 

@@ -130,6 +130,12 @@ uids:
   max: 199999
 auth:
   adminGroup: wcp360-admin
+acme:
+  directory: https://acme-staging-v02.api.letsencrypt.org/directory
+  email: admin@example.com
+  caBundle: /etc/wcp360/acme-roots.pem
+  eabKid: kid-1
+  eabHmacKey: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
 `
 
 func fullConfig() Config {
@@ -151,6 +157,8 @@ func fullConfig() Config {
 			PHPBinDir: "/usr/local/sbin", WebUser: "nginx", PHPIdleStop: 90 * time.Second},
 		UIDs: UIDRange{Min: 100000, Max: 199999},
 		Auth: Auth{AdminGroup: "wcp360-admin"},
+		ACME: ACME{Directory: "https://acme-staging-v02.api.letsencrypt.org/directory", Email: "admin@example.com",
+			CABundle: "/etc/wcp360/acme-roots.pem", EABKid: "kid-1", EABHMACKey: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"},
 	}
 }
 
@@ -566,6 +574,28 @@ func TestLoadErrors(t *testing.T) {
 			want: []reported{{"uids.max", invalid, "file:1"}},
 		},
 		{
+			name:    "acme directory over plain http",
+			file:    "acme: {directory: http://ca.example/dir}\n",
+			want:    []reported{{"acme.directory", invalid, "file:1"}},
+			message: "not an https URL",
+		},
+		{
+			name: "acme email and relative CA bundle",
+			file: "acme:\n  email: admin\n  caBundle: roots.pem\n",
+			want: []reported{{"acme.email", invalid, "file:2"}, {"acme.caBundle", invalid, "file:3"}},
+		},
+		{
+			name:    "acme EAB key without its id, not echoed",
+			env:     []string{"WCP_ACME_EAB_HMAC_KEY=s3cret"},
+			want:    []reported{{"acme.eabKid", invalid, ""}},
+			message: "go together",
+		},
+		{
+			name: "acme EAB key that is not base64url",
+			env:  []string{"WCP_ACME_EAB_KID=kid-1", "WCP_ACME_EAB_HMAC_KEY=not base64!"},
+			want: []reported{{"acme.eabHmacKey", invalid, "env WCP_ACME_EAB_HMAC_KEY"}},
+		},
+		{
 			name:    "bad node name",
 			file:    "node: Web_1\n",
 			env:     []string{},
@@ -711,7 +741,8 @@ func TestValidateCollectsEverything(t *testing.T) {
 	var want []string
 	for _, k := range Keys() {
 		switch k {
-		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey", "auth.adminGroup": // their zero values are valid
+		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey", "auth.adminGroup",
+			"acme.directory", "acme.email", "acme.caBundle", "acme.eabKid", "acme.eabHmacKey": // their zero values are valid
 			continue
 		}
 		want = append(want, k)
@@ -756,6 +787,11 @@ func TestEnvVar(t *testing.T) {
 		"auth.adminGroup":             "WCP_AUTH_ADMIN_GROUP",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
+		"acme.directory":              "WCP_ACME_DIRECTORY",
+		"acme.email":                  "WCP_ACME_EMAIL",
+		"acme.caBundle":               "WCP_ACME_CA_BUNDLE",
+		"acme.eabKid":                 "WCP_ACME_EAB_KID",
+		"acme.eabHmacKey":             "WCP_ACME_EAB_HMAC_KEY",
 	}
 	got := map[string]string{}
 	seen := map[string]string{}
@@ -801,8 +837,8 @@ func TestYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "secret") {
-		t.Errorf("YAML() shows the password:\n%s", out)
+	if strings.Contains(string(out), "secret") || strings.Contains(string(out), c.ACME.EABHMACKey) {
+		t.Errorf("YAML() shows the password or the EAB key:\n%s", out)
 	}
 	golden := filepath.Join("testdata", "print.golden")
 	if *update {
@@ -823,6 +859,7 @@ func TestYAML(t *testing.T) {
 		t.Fatalf("loading the printed config: %v", err)
 	}
 	c.Database.URL = "postgres://wcp:xxxxx@db.example.com:5432/wcp360?sslmode=verify-full"
+	c.ACME.EABHMACKey = redacted
 	if diff := cmp.Diff(c, back); diff != "" {
 		t.Errorf("print/load round trip (-want +got):\n%s", diff)
 	}

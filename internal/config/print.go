@@ -18,8 +18,8 @@ const redacted = "xxxxx"
 // YAML renders c as a configuration file, every key present, in the order of
 // the package documentation; it is what `wcpd config print` shows. The
 // password of database.url (user info or a password query parameter) is
-// replaced by "xxxxx". Apart from that password, loading the output gives
-// back c.
+// replaced by "xxxxx", and so is acme.eabHmacKey. Apart from those secrets,
+// loading the output gives back c.
 func (c Config) YAML() ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	sections := map[string]*yaml.Node{}
@@ -56,8 +56,11 @@ func scalar(tag, value string) *yaml.Node {
 func valueNode(f field, c *Config) *yaml.Node {
 	switch v := f.get(c).(type) {
 	case string:
-		if f.key == "database.url" {
+		switch {
+		case f.key == "database.url":
 			v = RedactURL(v)
+		case f.key == "acme.eabHmacKey" && v != "":
+			v = redacted
 		}
 		return scalar("!!str", v)
 	case int:

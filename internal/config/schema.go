@@ -71,6 +71,12 @@ func schema() []field {
 		{"uids.max", kindInt, false, func(c *Config) any { return &c.UIDs.Max }},
 
 		{"auth.adminGroup", kindString, false, func(c *Config) any { return &c.Auth.AdminGroup }},
+
+		{"acme.directory", kindString, false, func(c *Config) any { return &c.ACME.Directory }},
+		{"acme.email", kindString, false, func(c *Config) any { return &c.ACME.Email }},
+		{"acme.caBundle", kindString, false, func(c *Config) any { return &c.ACME.CABundle }},
+		{"acme.eabKid", kindString, false, func(c *Config) any { return &c.ACME.EABKid }},
+		{"acme.eabHmacKey", kindString, false, func(c *Config) any { return &c.ACME.EABHMACKey }},
 	}
 }
 

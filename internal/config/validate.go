@@ -91,6 +91,7 @@ func (c Config) Validate() error {
 	if c.Web.PHPIdleStop != 0 {
 		checkDuration(&es, "web.phpIdleStop", c.Web.PHPIdleStop, time.Second, 24*time.Hour)
 	}
+	checkACME(&es, c.ACME)
 	minOK := checkIntRange(&es, "uids.min", c.UIDs.Min, minUID, maxUID)
 	maxOK := checkIntRange(&es, "uids.max", c.UIDs.Max, minUID, maxUID)
 	switch {
@@ -199,3 +200,26 @@ func formatDuration(d time.Duration) string {
 
 // userNameRE is a POSIX-portable user name as Debian's adduser accepts it.
 var userNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// checkACME checks the acme section. The HMAC key is never echoed.
+func checkACME(es *Errors, a ACME) {
+	if a.Directory != "" {
+		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			es.add("acme.directory", ErrInvalidValue, fmt.Sprintf("%s is not an https URL (or \"\" to turn ACME off)", quote(a.Directory)))
+		}
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t\r\n,;<>")) {
+		es.add("acme.email", ErrInvalidValue, fmt.Sprintf("%s is not an email address", quote(a.Email)))
+	}
+	if a.CABundle != "" {
+		checkPath(es, "acme.caBundle", a.CABundle)
+	}
+	switch {
+	case (a.EABKid == "") != (a.EABHMACKey == ""):
+		es.add("acme.eabKid", ErrInvalidValue, "acme.eabKid and acme.eabHmacKey go together: set both, or neither")
+	case a.EABHMACKey != "" && !base64URLRE.MatchString(a.EABHMACKey):
+		es.add("acme.eabHmacKey", ErrInvalidValue, "is not base64url (A-Z, a-z, 0-9, '-', '_')")
+	}
+}
+
+var base64URLRE = regexp.MustCompile(`^[A-Za-z0-9_-]+=*$`)

@@ -16,6 +16,10 @@ type Difference struct {
 	Field string `json:"field"`
 	Want  string `json:"want"`
 	Have  string `json:"have"`
+	// Due marks work that fell due with time rather than a change someone
+	// made (a certificate to renew): it is never drift, and is applied
+	// whatever the drift policy.
+	Due bool `json:"-"`
 }
 
 func (d Difference) String() string {

@@ -297,11 +297,17 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 	}
 	tls := &domain.TLS{Store: st, Dir: filepath.Join(cfg.Paths.StateDir, "certs"), Clock: time.Now}
 	php := &domain.PHP{Store: st, FPM: fpm}
+	vhost := &domain.Vhost{Store: st, Nginx: web, TLS: tls, PHP: php, Clock: time.Now}
+	issuer, err := d.acmeIssuer(filepath.Join(cfg.Paths.StateDir, "acme", "challenges"))
+	if err != nil {
+		return nil, fmt.Errorf("acme: %w", err)
+	}
 	return map[v1alpha1.Kind][]controllers.Step{
 		v1alpha1.KindTenant: {account},
 		v1alpha1.KindDomain: {
-			&domain.DocRoot{Store: st}, tls, php,
-			&domain.Vhost{Store: st, Nginx: web, TLS: tls, PHP: php, Clock: time.Now},
+			&domain.DocRoot{Store: st}, tls, php, vhost,
+			// After the vhost: HTTP-01 goes through the domain's site.
+			&domain.ACME{Store: st, TLS: tls, Vhost: vhost, Client: issuer, Clock: time.Now},
 		},
 	}, nil
 }

@@ -80,6 +80,8 @@ controllers:
   shutdownTimeout: 2s
 log:
   level: info
+acme:
+  directory: ""
 %s`, dbURL, dir, dir, filepath.Join(dir, "wcpd.sock"), extra)
 }
 

@@ -73,7 +73,9 @@ func startWcpd(tb testing.TB, workers int) *wcpd {
 	socket := filepath.Join(dir, "wcpd.sock")
 	cfg := filepath.Join(dir, "wcpd.yaml")
 	body := fmt.Sprintf("node: bench\ndatabase:\n  url: %q\n  maxConns: 20\napi:\n  socket: %s\npaths:\n  runDir: %s\n  stateDir: %s\n"+
-		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: %s\n",
+		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: %s\n"+
+		// No CA: acme domains serve the self-signed placeholder.
+		"acme:\n  directory: \"\"\n",
 		// runDir is the sandbox's /run: nginx (www-data) must reach the PHP
 		// sockets in it, which it cannot through a 0700 temporary directory.
 		pgtest.New(tb), socket, "/run/wcp360", dir, workers, logLevel())

@@ -3,18 +3,11 @@ package acme
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -30,16 +23,10 @@ import (
 	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/host/nginx"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/pebble"
 )
 
-const (
-	pebbleBin     = "/usr/bin/pebble"
-	pebbleDir     = "https://127.0.0.1:14000/dir"
-	pebbleMgmt    = "https://127.0.0.1:15000"
-	testEABKeyID  = "kid-1"
-	testEABHMAC   = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-	nginxHTTPPort = "80"
-)
+const nginxHTTPPort = "80"
 
 var testHosts = map[string]string{"a.acme.test": "127.0.0.1", "b.acme.test": "127.0.0.1", "c.acme.test": "127.0.0.1"}
 
@@ -57,9 +44,9 @@ func TestObtainThroughNginx(t *testing.T) {
 	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
 		return
 	}
-	p := startPebble(t, false)
+	p := pebble.Start(t, pebble.Options{})
 	startTestNginx(t, true)
-	counter := &countingTransport{base: p.client.Transport, path: p.newAccountPath(t)}
+	counter := &countingTransport{base: p.Client.Transport, path: p.NewAccountPath(t)}
 	hc := &http.Client{Transport: counter, Timeout: time.Minute}
 	c := newTestClient(t, hc, nil)
 
@@ -124,7 +111,7 @@ func TestObtainThroughNginx(t *testing.T) {
 	}
 
 	// The CA forgets the account (pebble restarts): registered again, once.
-	p.restart(t)
+	p.Restart(t)
 	if cert, err = c2.Obtain(t.Context(), names[:1]); err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +136,9 @@ func TestObtainFailsWhenChallengeNotServed(t *testing.T) {
 	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
 		return
 	}
-	p := startPebble(t, false)
+	p := pebble.Start(t, pebble.Options{})
 	startTestNginx(t, false)
-	c := newTestClient(t, p.client, nil)
+	c := newTestClient(t, p.Client, nil)
 	start := time.Now()
 	_, err := c.Obtain(t.Context(), []string{"a.acme.test"})
 	t.Logf("failed issuance took %s: %v", time.Since(start), err)
@@ -171,14 +158,14 @@ func TestExternalAccountBinding(t *testing.T) {
 	if sandbox.RunWith(t, sandbox.Options{Hosts: testHosts}) {
 		return
 	}
-	p := startPebble(t, true)
+	p := pebble.Start(t, pebble.Options{EAB: true})
 	startTestNginx(t, true)
-	_, err := newTestClient(t, p.client, nil).Obtain(t.Context(), []string{"a.acme.test"})
+	_, err := newTestClient(t, p.Client, nil).Obtain(t.Context(), []string{"a.acme.test"})
 	var e *Error
 	if !errors.As(err, &e) || e.Op != "register" || e.Problem == nil || e.Problem.Type != ProblemExternalAccount {
 		t.Fatalf("Obtain without EAB: %v, want a register error with %s", err, ProblemExternalAccount)
 	}
-	cert, err := newTestClient(t, p.client, &EAB{KeyID: testEABKeyID, HMACKey: testEABHMAC}).Obtain(t.Context(), []string{"a.acme.test"})
+	cert, err := newTestClient(t, p.Client, &EAB{KeyID: pebble.EABKeyID, HMACKey: pebble.EABHMACKey}).Obtain(t.Context(), []string{"a.acme.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +174,14 @@ func TestExternalAccountBinding(t *testing.T) {
 
 func newTestClient(t *testing.T, hc *http.Client, eab *EAB) *Client {
 	t.Helper()
-	c, err := New(Options{DirectoryURL: pebbleDir, Email: "admin@acme.test", EAB: eab, HTTPClient: hc})
+	c, err := New(Options{DirectoryURL: pebble.DirectoryURL, Email: "admin@acme.test", EAB: eab, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func checkCert(t *testing.T, p *pebble, cert *Certificate, names []string) {
+func checkCert(t *testing.T, p *pebble.Pebble, cert *Certificate, names []string) {
 	t.Helper()
 	certs, err := parseChain(cert.ChainPEM)
 	if err != nil {
@@ -207,7 +194,7 @@ func checkCert(t *testing.T, p *pebble, cert *Certificate, names []string) {
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: p.roots(t), Intermediates: inter}); err != nil {
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: p.Roots(t), Intermediates: inter}); err != nil {
 		t.Errorf("chain does not verify against pebble's root: %v", err)
 	}
 	if got := slices.Sorted(slices.Values(cert.Leaf.DNSNames)); !slices.Equal(got, slices.Sorted(slices.Values(names))) {
@@ -273,140 +260,6 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.count.Add(1)
 	}
 	return c.base.RoundTrip(r)
-}
-
-// pebble is a running pebble.
-type pebble struct {
-	client   *http.Client // trusts pebble's HTTPS certificate
-	conf     string
-	eab      bool
-	stop     func()
-	rootPool *x509.CertPool
-}
-
-// startPebble starts /usr/bin/pebble on 127.0.0.1:14000 (ACME) and :15000
-// (management), validating HTTP-01 on port 80, with a CA and server
-// certificate made here.
-func startPebble(t *testing.T, eab bool) *pebble {
-	t.Helper()
-	if _, err := os.Stat(pebbleBin); err != nil {
-		sandbox.Unavailable(t, "pebble is not installed (apt-get install pebble; hack/install-deps.sh)")
-	}
-	dir := t.TempDir()
-	caPEM, certPEM, keyPEM := testServerCert(t)
-	for name, data := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := map[string]any{"pebble": map[string]any{
-		"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
-		"certificate": filepath.Join(dir, "cert.pem"), "privateKey": filepath.Join(dir, "key.pem"),
-		"httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "",
-		"externalAccountBindingRequired": eab,
-		"externalAccountMACKeys":         map[string]string{testEABKeyID: testEABHMAC},
-	}}
-	data, err := json.Marshal(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pebble{conf: filepath.Join(dir, "pebble.json"), eab: eab}
-	if err := os.WriteFile(p.conf, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	p.client = &http.Client{Timeout: time.Minute, Transport: retryAfterHint{&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
-	p.start(t)
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *pebble) start(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: pebbleBin, Args: []string{"-config", p.conf},
-		// No random 0-15 s sleep before validating; no rejected nonces or
-		// reused authorizations, so every test validates through nginx.
-		Env: []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}}, out)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	p.stop = func() {
-		cancel()
-		_ = proc.Wait()
-		if t.Failed() {
-			t.Logf("pebble's output:\n%s", out.String())
-		}
-	}
-	p.rootPool = nil
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := p.client.Get(pebbleDir)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not answer: %v\n%s", err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// restart stops pebble and starts a new one: a CA that forgot every
-// account and has a new root.
-func (p *pebble) restart(t *testing.T) {
-	t.Helper()
-	p.stop()
-	p.start(t)
-	t.Cleanup(p.stop)
-}
-
-// roots is pebble's root, from its management endpoint.
-func (p *pebble) roots(t *testing.T) *x509.CertPool {
-	t.Helper()
-	if p.rootPool != nil {
-		return p.rootPool
-	}
-	resp, err := p.client.Get(pebbleMgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("pebble's root: %s, %v", resp.Status, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		t.Fatalf("pebble's root: no certificate in %q", b)
-	}
-	p.rootPool = pool
-	return pool
-}
-
-func (p *pebble) newAccountPath(t *testing.T) string {
-	t.Helper()
-	resp, err := p.client.Get(pebbleDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var dir struct {
-		NewAccount string `json:"newAccount"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&dir); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, dir.NewAccount, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req.URL.Path
 }
 
 // startTestNginx runs nginx on 127.0.0.1:80 with one server that serves
@@ -477,44 +330,6 @@ http {
 	}
 }
 
-// testServerCert makes a CA and, signed by it, a certificate for
-// localhost and 127.0.0.1 (pebble's HTTPS).
-func testServerCert(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wcp360 test CA for pebble"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ = x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
-}
-
 // lockedBuffer collects a process's output.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -531,20 +346,4 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// retryAfterHint adds "Retry-After: 1" to the CA's responses that have
-// none. Pebble 2.4 answers a challenge's POST "pending" without one (its
-// validation, with PEBBLE_VA_NOSLEEP, finishes a millisecond later), and
-// lego then polls after 5 s (2.5-7.5 s with its jitter); with the hint it
-// polls after about a second. WCP_ACME_TEST_NO_HINT=1 turns it off, to
-// measure lego's own pace.
-type retryAfterHint struct{ base http.RoundTripper }
-
-func (h retryAfterHint) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := h.base.RoundTrip(r)
-	if err == nil && resp.Header.Get("Retry-After") == "" && os.Getenv("WCP_ACME_TEST_NO_HINT") != "1" {
-		resp.Header.Set("Retry-After", "1")
-	}
-	return resp, err
 }

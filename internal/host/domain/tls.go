@@ -3,24 +3,26 @@ package domain
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/wcp360/wcp360/internal/host/atomicfile"
-	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/host/atomicfile"
+	"github.com/wcp360/wcp360/internal/host/selfsigned"
 	"github.com/wcp360/wcp360/internal/reconcile"
 	"github.com/wcp360/wcp360/internal/store"
 )
 
 // TLS is the part that puts the certificate nginx serves for a domain in
-// place: until the ACME issue lands, modes acme and selfsigned get a
+// place: until the CA's certificate lands (the ACME part), modes acme and selfsigned get a
 // self-signed certificate for all the domain's names (so the HTTPS site and
 // nginx's configuration stay valid), mode provided gets the spec's
 // certificate after checking it, mode none gets none.
@@ -44,18 +46,55 @@ func (p *TLS) ConditionType() string { return "TLS" }
 type Files struct {
 	CertFile, KeyFile string
 	Trusted           bool
+	// Fingerprint names the certificate in place (mode acme: a renewal
+	// lands at the same paths, and the site file must change to reload).
+	Fingerprint string
 }
 
-// FilesFor is where the certificate of d lives (nil for mode none).
+// FilesFor is where the certificate of d lives (nil for mode none). In
+// mode acme the files are trusted once the CA's certificate replaced the
+// placeholder.
 func (p *TLS) FilesFor(d Desired) *Files {
+	f := &Files{CertFile: p.certPath(d.Domain), KeyFile: p.keyPath(d.Domain)}
 	switch d.Spec.TLS.Mode {
 	case v1alpha1.TLSNone:
 		return nil
 	case v1alpha1.TLSProvided:
-		return &Files{CertFile: p.certPath(d.Domain), KeyFile: p.keyPath(d.Domain), Trusted: true}
-	case v1alpha1.TLSACME, v1alpha1.TLSSelfSigned:
+		f.Trusted = true
+	case v1alpha1.TLSACME:
+		if c, err := p.current(d.Domain); err == nil {
+			f.Trusted, f.Fingerprint = c.issued(), c.fingerprint
+		}
+	case v1alpha1.TLSSelfSigned:
 	}
-	return &Files{CertFile: p.certPath(d.Domain), KeyFile: p.keyPath(d.Domain)}
+	return f
+}
+
+// onDisk is the certificate in place for a domain.
+type onDisk struct {
+	leaf        *x509.Certificate
+	fingerprint string // SHA-256 of the chain file, hex
+}
+
+// issued reports whether the certificate is a CA's, not self-signed.
+func (c onDisk) issued() bool { return !bytes.Equal(c.leaf.RawIssuer, c.leaf.RawSubject) }
+
+// current reads and checks the certificate and key in place.
+func (p *TLS) current(domain string) (onDisk, error) {
+	certPEM, err := os.ReadFile(p.certPath(domain))
+	if err != nil {
+		return onDisk{}, err
+	}
+	keyPEM, err := os.ReadFile(p.keyPath(domain))
+	if err != nil {
+		return onDisk{}, err
+	}
+	leaf, err := parseCert(certPEM, keyPEM)
+	if err != nil {
+		return onDisk{}, err
+	}
+	sum := sha256.Sum256(certPEM)
+	return onDisk{leaf: leaf, fingerprint: hex.EncodeToString(sum[:])}, nil
 }
 
 func (p *TLS) certPath(domain string) string { return filepath.Join(p.Dir, domain, "fullchain.pem") }
@@ -88,6 +127,15 @@ func (p *TLS) Observe(ctx context.Context, row store.Resource) ([]host.Differenc
 		return nil, nil
 	}
 	cert, err := parseCert(certPEM, keyPEM)
+	if err == nil && d.Spec.TLS.Mode == v1alpha1.TLSACME && !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+		// The CA's certificate: the ACME part renews it (for new names
+		// too); it stays in place until it has expired.
+		if p.Clock().After(cert.NotAfter) {
+			return []host.Difference{{Field: "certificate", Want: "a valid certificate (the placeholder until the CA issues one)",
+				Have: "the CA's, expired on " + cert.NotAfter.Format(time.DateOnly)}}, nil
+		}
+		return nil, nil
+	}
 	switch {
 	case err != nil:
 		return []host.Difference{{Field: "certificate", Want: "a valid self-signed certificate", Have: err.Error()}}, nil //nolint:nilerr // an unusable file is a difference, not a failure to observe

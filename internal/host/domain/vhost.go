@@ -54,7 +54,7 @@ func (p *Vhost) Site(d Desired) nginx.Site {
 	}
 	if f := p.TLS.FilesFor(d); f != nil {
 		httpsRedirect := d.Spec.HTTPSRedirect == nil || *d.Spec.HTTPSRedirect
-		s.TLS = &nginx.TLS{CertFile: f.CertFile, KeyFile: f.KeyFile, Trusted: f.Trusted && httpsRedirect}
+		s.TLS = &nginx.TLS{CertFile: f.CertFile, KeyFile: f.KeyFile, Trusted: f.Trusted && httpsRedirect, Fingerprint: f.Fingerprint}
 	}
 	return s
 }

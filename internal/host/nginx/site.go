@@ -57,6 +57,10 @@ type TLS struct {
 	// HTTP then redirects to HTTPS and HSTS is sent. A self-signed
 	// certificate is not trusted: the site answers on HTTP and HTTPS alike.
 	Trusted bool
+	// Fingerprint, when set, names the certificate in the site file (a
+	// comment; hex digits): a new certificate at the same paths then
+	// changes the file, and Apply reloads nginx to serve it.
+	Fingerprint string
 }
 
 // Redirect sends requests for a path elsewhere. From ending in "/" is a
@@ -120,6 +124,9 @@ func (s Site) Validate() error {
 	if s.TLS != nil {
 		if err := errors.Join(checkPath("certificate", s.TLS.CertFile), checkPath("key", s.TLS.KeyFile)); err != nil {
 			return err
+		}
+		if strings.Trim(s.TLS.Fingerprint, "0123456789abcdef") != "" {
+			return invalid("certificate fingerprint %q is not lower-case hex", s.TLS.Fingerprint)
 		}
 	}
 	from := map[string]bool{}
