@@ -64,6 +64,13 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/host/nginx/
 	$(GO) test -run '^$$' -fuzz '^FuzzWithInclude$$' -fuzztime $(FUZZTIME) ./internal/host/nginx/
 	$(GO) test -run '^$$' -fuzz '^FuzzRenderINI$$' -fuzztime $(FUZZTIME) ./internal/host/phpfpm/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/auth/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIToken$$' -fuzztime $(FUZZTIME) ./internal/auth/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidUser$$' -fuzztime $(FUZZTIME) ./internal/auth/pam/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePSI$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCPUMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIOMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 
 demo: build
 	./hack/demo.sh

@@ -21,9 +21,16 @@ import (
 // and exits 0.
 const envHogMiB = "WCP_TEST_HOG_MIB"
 
+// envRole makes the test binary a helper process of the kernel tests (see
+// role).
+const envRole = "WCP_TEST_ROLE"
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(envHogMiB); v != "" {
 		os.Exit(hog(v))
+	}
+	if v := os.Getenv(envRole); v != "" {
+		os.Exit(role(v))
 	}
 	os.Exit(m.Run())
 }
