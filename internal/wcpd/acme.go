@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	legolog "github.com/go-acme/lego/v5/log"
+
 	"github.com/wcp360/wcp360/internal/config"
 	"github.com/wcp360/wcp360/internal/host/acme"
 	"github.com/wcp360/wcp360/internal/host/domain"
@@ -28,6 +30,9 @@ func (d *daemonState) acmeIssuer(challengeDir string) (domain.Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// lego logs through a global logger of its own: into wcpd's log, not
+	// straight to stderr.
+	legolog.SetDefault(d.log.With("component", "acme"))
 	var eab *acme.EAB
 	if a.EABKid != "" {
 		eab = &acme.EAB{KeyID: a.EABKid, HMACKey: a.EABHMACKey}
