@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 type outcome struct {
@@ -295,7 +296,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 }
 
 func TestReconcileLoggerAndID(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	ids := make(chan string, 2)
 	rec := ReconcilerFunc(func(ctx context.Context, _ Request) (Result, error) {
 		LoggerFrom(ctx).Info("hello")
@@ -480,23 +481,6 @@ func BenchmarkController(b *testing.B) {
 		c.Enqueue(benchKeys[i%len(benchKeys)])
 		<-done
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,29 +21,12 @@ import (
 	"github.com/wcp360/wcp360/internal/api"
 	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 // wcpd converges tenants into real Linux users and homes: every test that
 // serves runs in a sandbox of its own (overlay /etc, tmpfs /srv/www).
 func TestMain(m *testing.M) { os.Exit(sandbox.MainFunc(func() int { return pgtest.Main(m) })) }
-
-// syncBuffer is a log sink shared by the daemon goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type daemonUnderTest struct {
 	t       *testing.T
@@ -53,7 +35,7 @@ type daemonUnderTest struct {
 	socket  string
 	dbURL   string
 	sigs    chan os.Signal
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	done    chan int
 	stopped bool
 	http    *http.Client
@@ -131,7 +113,7 @@ func startUninitialized(t *testing.T, edit func(cfg string) string) *daemonUnder
 	}
 	d := &daemonUnderTest{t: t, dir: dir, cfgPath: filepath.Join(dir, "wcpd.yaml"),
 		socket: filepath.Join(dir, "wcpd.sock"), dbURL: pgtest.New(t),
-		sigs: make(chan os.Signal, 4), logs: &syncBuffer{}, done: make(chan int, 1)}
+		sigs: make(chan os.Signal, 4), logs: &syncbuf.Buffer{}, done: make(chan int, 1)}
 	writeConfig(t, d.cfgPath, edit(baseConfig(dir, d.dbURL, "")))
 	d.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -324,7 +306,7 @@ func TestSighupReload(t *testing.T) {
 	waitLog(t, d.logs, "need a restart")
 }
 
-func waitLog(t *testing.T, logs *syncBuffer, want string) {
+func waitLog(t *testing.T, logs *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

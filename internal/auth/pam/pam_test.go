@@ -1,7 +1,6 @@
 package pam
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 // fakeHost stands in for PAM and the user database.
@@ -63,27 +64,9 @@ func (h *fakeHost) lookupGroup(name string) (int, error) {
 	return -1, nil
 }
 
-// syncBuffer is a log destination safe for the background goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newFakeAuth(t *testing.T, cfg Config, h *fakeHost) (*Authenticator, *syncBuffer) {
+func newFakeAuth(t *testing.T, cfg Config, h *fakeHost) (*Authenticator, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.RefusalDelay == 0 {
 		cfg.RefusalDelay = 20 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 // The tests below use the real libpam, pam_unix and shadow-utils, in a
@@ -97,9 +98,9 @@ func setupHost(t *testing.T) {
 	run(t, "chpasswd", chpasswd.String())
 }
 
-func newRealAuth(t *testing.T, cfg Config) (*Authenticator, *syncBuffer) {
+func newRealAuth(t *testing.T, cfg Config) (*Authenticator, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.AdminGroup == "" {
 		cfg.AdminGroup = "wcp360-admin"

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/wcp360/wcp360/internal/host/nginx"
 	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/pebble"
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 const nginxHTTPPort = "80"
@@ -304,7 +304,7 @@ http {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: bin, Args: []string{"-e", dir + "/error.log", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")}}, out)
 	if err != nil {
 		cancel()
@@ -328,22 +328,4 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -22,13 +22,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 // Where pebble listens, and the EAB key it knows.
@@ -100,7 +99,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 func (p *Pebble) start(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: Bin, Args: []string{"-config", p.conf},
 		// No random 0-15 s sleep before validating; no rejected nonces or
 		// reused authorizations, so every test validates through nginx.
@@ -232,24 +231,6 @@ func serverCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // RetryAfterHint adds "Retry-After: 1" to the CA's responses that have
