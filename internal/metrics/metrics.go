@@ -140,3 +140,16 @@ func (h *Histogram) Write(w *Writer, name string, labels ...string) {
 	w.Sample(name+"_sum", sum, labels...)
 	w.Sample(name+"_count", float64(cum), labels...)
 }
+
+// Value reads the sample of name without labels from an exposition (what
+// a client of GET /metrics wants of a counter); ok false when there is
+// none.
+func Value(exposition []byte, name string) (v float64, ok bool, err error) {
+	for line := range strings.Lines(string(exposition)) {
+		if s, found := strings.CutPrefix(strings.TrimSpace(line), name+" "); found {
+			v, err = strconv.ParseFloat(s, 64)
+			return v, err == nil, err
+		}
+	}
+	return 0, false, nil
+}

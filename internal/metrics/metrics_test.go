@@ -38,3 +38,19 @@ wcp360_seconds_count{controller="tenant"} 4
 		t.Errorf("exposition (-want +got):\n%s", diff)
 	}
 }
+
+func TestValue(t *testing.T) {
+	text := []byte("# HELP a_total A.\n# TYPE a_total counter\na_total 42\nb{x=\"1\"} 3\nc NaNish\n")
+	if v, ok, err := Value(text, "a_total"); v != 42 || !ok || err != nil {
+		t.Errorf("a_total = %v %v %v", v, ok, err)
+	}
+	if _, ok, err := Value(text, "b"); ok || err != nil {
+		t.Errorf("a labelled sample read as unlabelled: %v %v", ok, err)
+	}
+	if _, ok, err := Value(text, "c"); ok || err == nil {
+		t.Errorf("a bad value: %v %v", ok, err)
+	}
+	if _, ok, _ := Value(text, "a"); ok {
+		t.Error("a prefix of a name matched")
+	}
+}

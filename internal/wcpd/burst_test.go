@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wcp360/wcp360/internal/host/nginx"
+	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/apitest"
 )
 
 // 200 domains applied at once are all served after a few nginx reloads,
@@ -140,25 +140,9 @@ func (d *daemonUnderTest) waitAllReady(plural string, want int) {
 		if code != http.StatusOK {
 			d.t.Fatalf("list %s: %d %s", plural, code, b)
 		}
-		var list struct {
-			Items []struct {
-				Metadata struct{ Generation int64 } `json:"metadata"`
-				Status   struct {
-					ObservedGeneration int64 `json:"observedGeneration"`
-					Conditions         []struct{ Type, Status string }
-				} `json:"status"`
-			} `json:"items"`
-		}
-		if err := json.Unmarshal(b, &list); err != nil {
+		var err error
+		if ready, err = apitest.CountReady(b); err != nil {
 			d.t.Fatal(err)
-		}
-		ready = 0
-		for _, it := range list.Items {
-			for _, c := range it.Status.Conditions {
-				if c.Type == "Ready" && c.Status == "True" && it.Status.ObservedGeneration == it.Metadata.Generation {
-					ready++
-				}
-			}
 		}
 		if ready >= want {
 			return
@@ -175,15 +159,9 @@ func (d *daemonUnderTest) metric(name string) int {
 	if code != http.StatusOK {
 		d.t.Fatalf("GET /metrics: %d %s", code, b)
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				d.t.Fatalf("%s: %v", line, err)
-			}
-			return int(n)
-		}
+	v, ok, err := metrics.Value(b, name)
+	if err != nil || !ok {
+		d.t.Fatalf("GET /metrics: %s: %v\n%s", name, err, b)
 	}
-	d.t.Fatalf("GET /metrics has no %s:\n%s", name, b)
-	return 0
+	return int(v)
 }

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
+	"github.com/wcp360/wcp360/internal/metrics"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/apitest"
 	"github.com/wcp360/wcp360/internal/testutil/pgtest"
 )
 
@@ -277,18 +279,11 @@ func (w *wcpd) metrics(tb testing.TB, names ...string) []float64 {
 	}
 	out := make([]float64, len(names))
 	for i, n := range names {
-		found := false
-		for line := range strings.Lines(string(body)) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), n+" "); ok {
-				if out[i], err = strconv.ParseFloat(v, 64); err != nil {
-					tb.Fatal(err)
-				}
-				found = true
-			}
+		v, ok, err := metrics.Value(body, n)
+		if err != nil || !ok {
+			tb.Fatalf("GET /metrics: %s: %v", n, err)
 		}
-		if !found {
-			tb.Fatalf("GET /metrics has no %s", n)
-		}
+		out[i] = v
 	}
 	return out
 }
@@ -302,27 +297,14 @@ func (w *wcpd) waitAllReady(tb testing.TB, plural string, want int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		var list struct {
-			Items []struct {
-				Metadata struct{ Generation int64 } `json:"metadata"`
-				Status   struct {
-					ObservedGeneration int64 `json:"observedGeneration"`
-					Conditions         []struct{ Type, Status string }
-				} `json:"status"`
-			} `json:"items"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&list)
+		body, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ready := 0
-		for _, it := range list.Items {
-			for _, c := range it.Status.Conditions {
-				if c.Type == "Ready" && c.Status == "True" && it.Status.ObservedGeneration == it.Metadata.Generation {
-					ready++
-				}
-			}
+		ready, err := apitest.CountReady(body)
+		if err != nil {
+			tb.Fatal(err)
 		}
 		if ready >= want {
 			return
