@@ -112,59 +112,49 @@ func (s *Server) bootstrapStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, BootstrapStatus{Initialized: ok})
 }
 
+// identityCall is the shape of the identity routes that take a JSON body:
+// decode it strictly into Req, call f, answer code with its result or the
+// error's problem.
+func identityCall[Req, Resp any](s *Server, code int, f func(r *http.Request, req Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.noIdentity(w) {
+			return
+		}
+		var req Req
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		out, err := f(r, req)
+		if err != nil {
+			s.identityError(w, err)
+			return
+		}
+		writeJSON(w, code, out)
+	}
+}
+
 func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) {
-	if s.noIdentity(w) {
-		return
-	}
-	var req BootstrapRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	peer, _ := PeerFrom(r.Context())
-	res, err := s.opts.Identity.Bootstrap(r.Context(), req, peer)
-	if err != nil {
-		s.identityError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, res)
+	identityCall(s, http.StatusCreated, func(r *http.Request, req BootstrapRequest) (BootstrapResult, error) {
+		peer, _ := PeerFrom(r.Context())
+		return s.opts.Identity.Bootstrap(r.Context(), req, peer)
+	})(w, r)
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if s.noIdentity(w) {
-		return
-	}
-	var req LoginRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if req.Username == "" {
-		s.identityError(w, InputError("username", "required"))
-		return
-	}
-	peer, _ := PeerFrom(r.Context())
-	toks, err := s.opts.Identity.Login(r.Context(), req, peer, r.UserAgent())
-	if err != nil {
-		s.identityError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toks)
+	identityCall(s, http.StatusOK, func(r *http.Request, req LoginRequest) (Tokens, error) {
+		if req.Username == "" {
+			return Tokens{}, InputError("username", "required")
+		}
+		peer, _ := PeerFrom(r.Context())
+		return s.opts.Identity.Login(r.Context(), req, peer, r.UserAgent())
+	})(w, r)
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
-	if s.noIdentity(w) {
-		return
-	}
-	var req RefreshRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	peer, _ := PeerFrom(r.Context())
-	toks, err := s.opts.Identity.Refresh(r.Context(), req.RefreshToken, peer, r.UserAgent())
-	if err != nil {
-		s.identityError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toks)
+	identityCall(s, http.StatusOK, func(r *http.Request, req RefreshRequest) (Tokens, error) {
+		peer, _ := PeerFrom(r.Context())
+		return s.opts.Identity.Refresh(r.Context(), req.RefreshToken, peer, r.UserAgent())
+	})(w, r)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
