@@ -14,9 +14,8 @@
 # /var/cache/wcp360/vm) as vm-<hash>, the hash covering the kernel and
 # busybox versions apt offers, the module list and the recipe version: a new
 # kernel in the mirror, or a change here, builds a new one next to the old.
-# It is built in a temporary directory and renamed into place only when
-# complete, under a lock, so an interrupted run never leaves something that
-# passes for a complete one.
+# It is a cache entry of hack/lib/cache.sh: built aside and renamed into
+# place only when complete, under a lock.
 #
 # The init (see below) mounts proc, sys, devtmpfs and cgroup2, loads the
 # modules and runs /wcp/run, which the harness appends to the initramfs per
@@ -36,7 +35,10 @@ MODULES=(virtio_pci virtio_blk xfs quota_v2 quota_tree loop)
 RECIPE=2
 CACHE=${WCP_VM_CACHE:-/var/cache/wcp360/vm}
 
-log() { echo "vm-kernel: $*" >&2; }
+CACHE_NAME=vm-kernel
+# shellcheck source=hack/lib/cache.sh
+source "$(dirname "$0")/lib/cache.sh"
+log() { cache_log "$@"; }
 
 # resolve sets kpkg (the versioned package linux-image-cloud-amd64 depends
 # on), kver and bbver (the versions apt would install) from apt's lists.
@@ -70,41 +72,12 @@ marker=.wcp360-vm
 
 complete() { [[ -f $1/$marker && -s $1/vmlinuz && -s $1/initramfs.gz && -s $1/kernel.release ]]; }
 
-if [[ ${1:-} == --path ]]; then
-	echo "$dest"
-	exit 0
-fi
-if complete "$dest"; then
-	echo "$dest"
-	exit 0
-fi
-if [[ $(id -u) -ne 0 ]]; then
-	log "building $dest needs root"
-	exit 1
-fi
-
-mkdir -p "$CACHE"
-chmod 755 "$CACHE"
-exec 9>"$CACHE/.lock"
-flock 9
-if complete "$dest"; then
-	echo "$dest"
-	exit 0
-fi
-if [[ -e $dest ]]; then
-	log "$dest exists but is incomplete; rebuilding it"
-	rm -rf --one-file-system "$dest"
-fi
-for old in "$CACHE"/.build-*; do
-	[[ -e $old ]] || continue
-	log "removing the leftover $old"
-	rm -rf --one-file-system "$old"
-done
+cache_get "$dest" complete "$@" && exit 0
+cache_lock "$CACHE" "$dest" complete vm && exit 0
 
 start=$SECONDS
-tmp=$(mktemp -d "$CACHE/.build-$hash.XXXXXX")
-trap 'rm -rf --one-file-system "$tmp"' EXIT
-chmod 755 "$tmp"
+cache_tmp "$CACHE" vm
+tmp=$CACHE_TMP
 mkdir "$tmp/debs" "$tmp/pkg" "$tmp/out"
 
 log "downloading $kpkg $kver and busybox-static $bbver"
@@ -202,8 +175,7 @@ echo "$release" >"$tmp/out/kernel.release"
 	echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ) seconds=$((SECONDS - start))"
 } >"$tmp/out/$marker"
 chmod 644 "$tmp/out"/*
-sync -f "$tmp/out/$marker"
 chmod 755 "$tmp/out"
-mv -T "$tmp/out" "$dest"
+cache_seal "$tmp/out" "$dest"
 log "built $dest in $((SECONDS - start)) s ($(du -sh "$dest" | cut -f1), kernel $release)"
 echo "$dest"

@@ -15,10 +15,9 @@
 #
 # The rootfs lives in $WCP_ROOTFS_CACHE (default /var/cache/wcp360/rootfs) as
 # NAME-<hash>, the hash covering the suite, variant, recipe and packages:
-# change any of them and a new one is built next to the old. It is built in a
-# temporary directory and renamed into place only when complete, under a lock
-# shared by every rootfs of the cache, so an interrupted run never leaves
-# something that passes for a rootfs (the next run removes its leftovers).
+# change any of them and a new one is built next to the old. It is a cache
+# entry of hack/lib/cache.sh: built aside and renamed into place when
+# complete, under a lock shared by every rootfs of the cache.
 # Tests never use it directly: they mount it as the lower layer of an overlay.
 #
 # debootstrap runs in two stages: the first downloads and unpacks (with the
@@ -31,7 +30,8 @@
 # Needs root, and the Debian mirror ($WCP_DEBIAN_MIRROR, default
 # http://deb.debian.org/debian) for the first build.
 
-rootfs_log() { echo "$NAME-rootfs: $*" >&2; }
+# shellcheck source=hack/lib/cache.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cache.sh"
 
 rootfs_complete() {
 	local f
@@ -47,7 +47,7 @@ rootfs_tools() {
 		command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
 	done
 	((${#missing[@]} == 0)) && return 0
-	rootfs_log "installing ${missing[*]}"
+	cache_log "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
@@ -59,51 +59,19 @@ rootfs_main() {
 	local hash dest
 	hash=$(printf '%s\n' "$SUITE" "$VARIANT" "$RECIPE" "${PACKAGES[@]}" | sha256sum | cut -c1-12)
 	dest=$cache/$NAME-$hash
-	if [[ ${1:-} == --path ]]; then
-		echo "$dest"
-		return 0
-	fi
-	if rootfs_complete "$dest"; then
-		echo "$dest"
-		return 0
-	fi
-	if [[ $(id -u) -ne 0 ]]; then
-		rootfs_log "building $dest needs root"
-		return 1
-	fi
+	CACHE_NAME=$NAME-rootfs
+	cache_get "$dest" rootfs_complete "$@" && return 0
 	rootfs_tools
-
-	mkdir -p "$cache"
-	chmod 755 "$cache"
-	exec 9>"$cache/.lock"
-	flock 9
-	# Another run may have finished it while this one waited.
-	if rootfs_complete "$dest"; then
-		echo "$dest"
-		return 0
-	fi
-	if [[ -e $dest ]]; then
-		rootfs_log "$dest exists but is incomplete; rebuilding it"
-		rm -rf --one-file-system "$dest"
-	fi
-	# Leftovers of this rootfs's interrupted runs (the lock says none runs).
-	local old
-	for old in "$cache"/.build-"$NAME"-*; do
-		[[ -e $old ]] || continue
-		rootfs_log "removing the leftover $old"
-		rm -rf --one-file-system "$old"
-	done
+	cache_lock "$cache" "$dest" rootfs_complete "$NAME" && return 0
 
 	local start=$SECONDS tmp include
-	tmp=$(mktemp -d "$cache/.build-$NAME-$hash.XXXXXX")
-	# shellcheck disable=SC2064 # expand now: tmp is local
-	trap "rm -rf --one-file-system '$tmp'" EXIT
-	chmod 755 "$tmp"
+	cache_tmp "$cache" "$NAME"
+	tmp=$CACHE_TMP
 	include=$(
 		IFS=,
 		echo "${PACKAGES[*]}"
 	)
-	rootfs_log "debootstrap $SUITE ($VARIANT + ${PACKAGES[*]}) from $mirror into $tmp"
+	cache_log "debootstrap $SUITE ($VARIANT + ${PACKAGES[*]}) from $mirror into $tmp"
 	unshare --mount --propagation private \
 		debootstrap --foreign --variant="$VARIANT" --include="$include" --components=main \
 		"$SUITE" "$tmp" "$mirror" >&2
@@ -118,7 +86,7 @@ rootfs_main() {
 	local f
 	for f in "${REQUIRED[@]}"; do
 		if [[ ! -e $tmp/$f ]]; then
-			rootfs_log "the new rootfs has no /$f"
+			cache_log "the new rootfs has no /$f"
 			return 1
 		fi
 	done
@@ -128,9 +96,7 @@ rootfs_main() {
 		echo "suite=$SUITE variant=$VARIANT recipe=$RECIPE packages=${PACKAGES[*]}"
 		echo "mirror=$mirror built=$(date -u +%Y-%m-%dT%H:%M:%SZ) seconds=$((SECONDS - start))"
 	} >"$tmp/.wcp360-rootfs"
-	sync -f "$tmp/.wcp360-rootfs"
-	mv -T "$tmp" "$dest"
-	trap - EXIT
-	rootfs_log "built $dest in $((SECONDS - start)) s ($(du -sh --one-file-system "$dest" | cut -f1))"
+	cache_seal "$tmp" "$dest"
+	cache_log "built $dest in $((SECONDS - start)) s ($(du -sh --one-file-system "$dest" | cut -f1))"
 	echo "$dest"
 }
