@@ -275,7 +275,7 @@ func testKernelMemoryHigh(t *testing.T) {
 	case <-time.After(wait):
 	}
 	ev := stat(t, m, "memhigh", "memory.events")
-	cur := readInt(t, filepath.Join(dir, "memory.current"))
+	cur := mustReadInt(t, filepath.Join(dir, "memory.current"))
 	ps := pressure(t, m, "memhigh")
 	t.Logf("unlimited: %s; under memory.high after %s: memory.current %d MiB, events %v, memory.pressure %s", free, wait, cur>>20, ev, ps.Memory.Some)
 	if ev["high"] == 0 || ev["oom_kill"] != 0 || ev["max"] != 0 {
@@ -386,7 +386,7 @@ func testKernelPidsMax(t *testing.T) {
 			started = n
 		}
 	}
-	cur := readInt(t, filepath.Join(dir, "pids.current"))
+	cur := mustReadInt(t, filepath.Join(dir, "pids.current"))
 	ev := stat(t, m, "pids", "pids.events")
 	last := strings.TrimSpace(string(out))
 	last = last[strings.LastIndexByte(last, '\n')+1:]

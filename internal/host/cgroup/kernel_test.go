@@ -80,7 +80,7 @@ func TestKernelMemoryMax(t *testing.T) {
 	}
 	// The kernel may charge a little past memory.max before it kills
 	// (seen: one page on 6.1), never much.
-	if peak := readInt(t, filepath.Join(cg, "memory.peak")); peak > limit+1<<20 {
+	if peak := mustReadInt(t, filepath.Join(cg, "memory.peak")); peak > limit+1<<20 {
 		t.Errorf("memory.peak = %d, want about memory.max %d", peak, limit)
 	}
 
@@ -117,7 +117,7 @@ func write(t *testing.T, path, value string) {
 	}
 }
 
-func readInt(t *testing.T, path string) int64 {
+func mustReadInt(t *testing.T, path string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -64,9 +64,10 @@
 // and supervises it again instead of starting a new one. Close stops the
 // supervision and leaves the masters running.
 //
-// When Options.CgroupDir is set, each master is born inside the directory
-// it names (clone3 CLONE_INTO_CGROUP through SysProcAttr.UseCgroupFD), so
-// neither it nor any worker ever runs outside the tenant's cgroup.
+// When Options.StartIn is set, each master is born inside its tenant's
+// cgroup(s) (cgroup.Driver: clone3 CLONE_INTO_CGROUP through
+// SysProcAttr.UseCgroupFD on cgroup2, the forking thread moved first on
+// cgroup v1), so neither it nor any worker ever runs outside them.
 //
 // # Sockets and PHP on demand
 //
@@ -151,5 +152,5 @@
 // in /var/cache/wcp360/rootfs) booted with systemd-nspawn over an overlay;
 // the statically linked test binary runs in the container (nsenter). Boot
 // ~0.3 s, scenario ~1.7 s, the whole test ~3 s once the rootfs exists.
-// Options.CgroupDir is not used with systemd: the slice is the cgroup.
+// Options.StartIn is not used with systemd: the slice is the cgroup.
 package phpfpm

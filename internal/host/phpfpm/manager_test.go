@@ -15,6 +15,7 @@ import (
 
 	"github.com/wcp360/wcp360/internal/host/phpfpm"
 	"github.com/wcp360/wcp360/internal/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 func TestServesAsTenant(t *testing.T) {
@@ -427,26 +428,33 @@ func TestMasterDiedWhileWcpdWasDown(t *testing.T) {
 }
 
 // The cgroup seam, without touching the host's cgroup tree (/sys is the
-// host's, even in the sandbox): a failing CgroupDir stops the start, and a
+// host's, even in the sandbox): a failing StartIn stops the start, and a
 // directory that is not a cgroup makes clone3(CLONE_INTO_CGROUP) refuse,
 // which shows the descriptor reaches it. Being born in a real cgroup is
 // for the cgroup driver's tests (kernel VM).
-func TestCgroupDirSeam(t *testing.T) {
+func TestStartInSeam(t *testing.T) {
 	if sandbox.Run(t) {
 		return
 	}
 	p := newTenant(t, "acme", 20000)
 	boom := errors.New("no cgroup for you")
 	m := newManager(t, func(o *phpfpm.Options) {
-		o.CgroupDir = func(tenant string) (string, error) { return "", boom }
+		o.StartIn = func(string, func(int) error) error { return boom }
 	})
 	if err := m.Apply(t.Context(), p); !errors.Is(err, boom) {
-		t.Fatalf("Apply with a failing CgroupDir: %v, want %v", err, boom)
+		t.Fatalf("Apply with a failing StartIn: %v, want %v", err, boom)
 	}
 	_ = m.Close()
 	notCgroup := t.TempDir()
 	m = newManager(t, func(o *phpfpm.Options) {
-		o.CgroupDir = func(tenant string) (string, error) { return notCgroup, nil }
+		o.StartIn = func(_ string, start func(int) error) error {
+			fd, err := unix.Open(notCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd) //nolint:errcheck // read only
+			return start(fd)
+		}
 	})
 	err := m.Apply(t.Context(), p)
 	if err == nil {

@@ -112,10 +112,12 @@ type Options struct {
 	Binaries map[string]string
 	// BinDir is where detection looks; /usr/sbin by default.
 	BinDir string
-	// CgroupDir, when set, names the cgroup v2 directory of a tenant; each
-	// master is born inside it (SysProcAttr.UseCgroupFD). The directory
-	// must exist. nil leaves the masters in wcpd's cgroup.
-	CgroupDir func(tenant string) (string, error)
+	// StartIn, when set, places each master in its tenant's cgroup(s):
+	// it calls start, which forks the master, so that the master is born
+	// inside them (cgroup.Driver's StartIn); cgroupFD is a cgroup2
+	// directory for SysProcAttr.UseCgroupFD, or -1. nil leaves the masters
+	// in wcpd's cgroup.
+	StartIn func(tenant string, start func(cgroupFD int) error) error
 	// RestartDelay is the first delay before restarting a master that
 	// died; it doubles up to MaxRestartDelay.
 	RestartDelay    time.Duration

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wcp360/wcp360/internal/cmdrun"
 )
 
@@ -162,14 +160,6 @@ func (s *supervisor) start(ctx context.Context, in *instance, binary string) err
 	// makes php-fpm use it for its listen path instead of binding.
 	c := cmdrun.Cmd{Path: binary, Args: []string{"--nodaemonize", "--fpm-config", m.confPath(k)}, Setsid: true,
 		ExtraFiles: []*os.File{in.ln.f}, Env: []string{"FPM_SOCKETS=" + m.heldPath(k) + "=3"}}
-	if m.opts.CgroupDir != nil {
-		fd, err := openCgroup(m.opts.CgroupDir, k.tenant)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd) //nolint:errcheck // read-only directory descriptor
-		c.UseCgroupFD, c.CgroupFD = true, fd
-	}
 	logOff := fileSize(in.errorLog)
 	// The master's stdout and stderr (what it says before it opens its
 	// error_log, and around a reload) go to its error log: a file, never a
@@ -180,7 +170,21 @@ func (s *supervisor) start(ctx context.Context, in *instance, binary string) err
 		out = f
 	}
 	// The master outlives this call and wcpd: it must not end with ctx.
-	cp, err := cmdrun.Start(context.WithoutCancel(ctx), c, out)
+	var cp *cmdrun.Process
+	startIt := func(cgroupFD int) error {
+		if cgroupFD >= 0 {
+			c.UseCgroupFD, c.CgroupFD = true, cgroupFD
+		}
+		var err error
+		cp, err = cmdrun.Start(context.WithoutCancel(ctx), c, out)
+		return err
+	}
+	var err error
+	if m.opts.StartIn != nil {
+		err = m.opts.StartIn(k.tenant, startIt)
+	} else {
+		err = startIt(-1)
+	}
 	if err != nil {
 		return fmt.Errorf("start PHP-FPM master of %s: %w", k.name(), err)
 	}
@@ -516,18 +520,6 @@ func (p *process) gone() bool {
 }
 
 // openCgroup opens the tenant's cgroup directory for CLONE_INTO_CGROUP.
-func openCgroup(dirOf func(string) (string, error), tenant string) (int, error) {
-	dir, err := dirOf(tenant)
-	if err != nil {
-		return -1, fmt.Errorf("cgroup of %s: %w", tenant, err)
-	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &fs.PathError{Op: "open cgroup", Path: dir, Err: err}
-	}
-	return fd, nil
-}
-
 func readPidFile(path string) int {
 	b, err := os.ReadFile(path)
 	if err != nil || len(b) > 32 {

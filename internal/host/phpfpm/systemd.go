@@ -47,8 +47,8 @@ func newRunner(m *Manager) (runner, error) {
 	default:
 		return nil, fmt.Errorf("phpfpm: Runner %q: want %q, %q or %q", m.opts.Runner, RunnerAuto, RunnerWcpd, RunnerSystemd)
 	}
-	if m.opts.CgroupDir != nil {
-		m.log.Info("PHP-FPM masters run in systemd slices; Options.CgroupDir is not used")
+	if m.opts.StartIn != nil {
+		m.log.Info("PHP-FPM masters run in systemd slices; Options.StartIn is not used")
 	}
 	return &systemdRunner{m: m, inodes: map[key]uint64{}, pids: map[key]int{}}, nil
 }
