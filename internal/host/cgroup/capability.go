@@ -27,8 +27,8 @@ const (
 )
 
 // ErrV1Controllers is returned when the controllers the limits need are
-// bound to cgroup v1, which this package does not drive (yet): the limits
-// are not enforced.
+// bound to cgroup v1: cgroup2 (Manager) cannot enforce the limits, the V1
+// driver can, in part.
 var ErrV1Controllers = errors.New("cgroup: controllers bound to cgroup v1")
 
 // Capability is what a host offers for the tenant limits.
@@ -65,7 +65,7 @@ func (c Capability) Enforced() error {
 		}
 	}
 	if len(v1) > 0 {
-		return fmt.Errorf("%w (%s mode): %s; cgroup2 at %q offers %q; the v1 fallback is not implemented, so memory, CPU, I/O and pids limits are NOT enforced",
+		return fmt.Errorf("%w (%s mode): %s; cgroup2 at %q offers %q; cgroup2 cannot enforce the limits here (the V1 driver can, in part)",
 			ErrV1Controllers, c.Mode, strings.Join(v1, ", "), c.Unified, c.Controllers)
 	}
 	return fmt.Errorf("%w: %s missing (%s mode, cgroup2 at %q)", ErrControllerUnavailable, strings.Join(c.Missing, ", "), c.Mode, c.Unified)

@@ -48,7 +48,7 @@ func TestDetect(t *testing.T) {
 			t.Errorf("Detect (-want +got):\n%s", d)
 		}
 		err = c.Enforced()
-		if !errors.Is(err, ErrV1Controllers) || !strings.Contains(err.Error(), "blkio at /sys/fs/cgroup/blkio") || !strings.Contains(err.Error(), "NOT enforced") {
+		if !errors.Is(err, ErrV1Controllers) || !strings.Contains(err.Error(), "blkio at /sys/fs/cgroup/blkio") || !strings.Contains(err.Error(), "cgroup2 cannot enforce") {
 			t.Errorf("Enforced: %v", err)
 		}
 	})

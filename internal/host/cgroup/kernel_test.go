@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
+	"github.com/wcp360/wcp360/internal/sandbox"
 	"github.com/wcp360/wcp360/internal/testutil/vm"
 )
 
@@ -32,7 +33,11 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(envRole); v != "" {
 		os.Exit(role(v))
 	}
-	os.Exit(m.Run())
+	if r := os.Getenv(envV1Role); r != "" {
+		os.Exit(v1Role(r))
+	}
+	// The V1 tests run in a sandbox each (sandbox.Run).
+	os.Exit(sandbox.Main(m))
 }
 
 // hog allocates mib MiB and writes to every page of it.

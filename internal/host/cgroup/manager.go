@@ -51,7 +51,7 @@ type Options struct {
 
 // Manager keeps one cgroup per tenant, Root/Subtree/<tenant>, by writing
 // the cgroup2 file system directly (hosts where systemd owns the tree use
-// a slice per tenant instead, not here yet). Every method is idempotent.
+// the Systemd driver instead). Every method is idempotent.
 type Manager struct {
 	root, dir string
 	pageSize  int64

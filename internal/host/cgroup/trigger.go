@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,13 +86,14 @@ func WatchHostPressure(ctx context.Context, proc string, r Resource, tr Trigger)
 	return watch(ctx, filepath.Join(proc, "pressure", string(r)), tr)
 }
 
-// pollInterval bounds how long a watch takes to see its context done.
-const pollInterval = 250 * time.Millisecond
-
 // watch writes the trigger to a pressure file and returns a channel that
 // gets a value each time it fires (firings coalesce while the receiver is
 // busy; the kernel fires at most once per window). The channel is closed
 // when ctx is done or the file goes away (its cgroup was removed).
+//
+// Every watch of the process shares one epoll instance and one goroutine
+// (triggers): a thousand tenants with three triggers each cost one
+// sleeping thread, not three thousand pollers.
 func watch(ctx context.Context, path string, tr Trigger) (<-chan struct{}, error) {
 	if err := tr.Validate(); err != nil {
 		return nil, err
@@ -105,25 +107,111 @@ func watch(ctx context.Context, path string, tr Trigger) (<-chan struct{}, error
 		_ = f.Close() // the error that matters is the write's
 		return nil, fmt.Errorf("cgroup: PSI trigger %q on %s: %w", tr, path, err)
 	}
-	c := make(chan struct{}, 1)
+	w := &watcher{f: f, c: make(chan struct{}, 1)}
+	if err := triggers.add(w); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cgroup: PSI trigger on %s: %w", path, err)
+	}
 	go func() {
-		defer close(c)
-		defer f.Close()                                                 //nolint:errcheck // nothing written is lost
-		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLPRI}} //nolint:gosec // a descriptor fits in int32
-		for ctx.Err() == nil {
-			n, err := unix.Poll(fds, int(pollInterval.Milliseconds()))
-			switch {
-			case errors.Is(err, unix.EINTR), n == 0:
+		<-ctx.Done()
+		triggers.remove(w)
+	}()
+	return w.c, nil
+}
+
+// watcher is one registered trigger.
+type watcher struct {
+	f *os.File
+	c chan struct{}
+}
+
+// poller is the epoll instance every watch shares.
+type poller struct {
+	once sync.Once
+	err  error
+	epfd int
+	mu   sync.Mutex
+	byFD map[int32]*watcher
+}
+
+var triggers poller //nolint:gochecknoglobals // one epoll instance per process
+
+func (p *poller) start() error {
+	p.once.Do(func() {
+		p.epfd, p.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if p.err != nil {
+			return
+		}
+		p.byFD = map[int32]*watcher{}
+		go p.loop()
+	})
+	return p.err
+}
+
+func (p *poller) add(w *watcher) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	fd := int32(w.f.Fd()) //nolint:gosec // a descriptor fits in int32
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.byFD[fd] = w
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLPRI, Fd: fd}); err != nil {
+		delete(p.byFD, fd)
+		return err
+	}
+	return nil
+}
+
+// remove ends w: once, whether its context ended or its file went away.
+func (p *poller) remove(w *watcher) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fd := int32(w.f.Fd()) //nolint:gosec // as in add
+	if p.byFD[fd] != w {
+		return // already removed (a closed file's Fd is -1)
+	}
+	delete(p.byFD, fd)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) // closing the file removes it anyway
+	_ = w.f.Close()                                             // nothing written is lost
+	close(w.c)
+}
+
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
 				continue
-			case err != nil, fds[0].Revents&unix.POLLERR != 0:
-				return
-			case fds[0].Revents&unix.POLLPRI != 0:
+			}
+			// Unreachable short of a kernel bug: the watches end.
+			p.mu.Lock()
+			ws := make([]*watcher, 0, len(p.byFD))
+			for _, w := range p.byFD {
+				ws = append(ws, w)
+			}
+			p.mu.Unlock()
+			for _, w := range ws {
+				p.remove(w)
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			p.mu.Lock()
+			w := p.byFD[ev.Fd]
+			p.mu.Unlock()
+			switch {
+			case w == nil:
+			case ev.Events&unix.EPOLLERR != 0:
+				// The cgroup was removed.
+				p.remove(w)
+			case ev.Events&unix.EPOLLPRI != 0:
 				select {
-				case c <- struct{}{}:
+				case w.c <- struct{}{}:
 				default:
 				}
 			}
 		}
-	}()
-	return c, nil
+	}
 }
