@@ -77,6 +77,21 @@ type FailureReporter interface {
 	ReportFailure(ctx context.Context, row store.Resource, st *v1alpha1.Status, err error)
 }
 
+// EventNamer is a Step whose work has events of its own (a certificate
+// Issued or Renewed, an order the CA refused) instead of the generic
+// Changed and StepFailed.
+type EventNamer interface {
+	// AppliedEvent names what a successful Apply of diffs did (a Normal
+	// event); ok false leaves the diffs to the Changed event.
+	AppliedEvent(ctx context.Context, row store.Resource, diffs []host.Difference) (e StepEvent, ok bool)
+	// FailedEvent names a failure of the step (a Warning event); ok false
+	// records StepFailed.
+	FailedEvent(err error) (e StepEvent, ok bool)
+}
+
+// StepEvent is the reason and message of an EventNamer's event.
+type StepEvent struct{ Reason, Message string }
+
 // Options configure the controllers.
 type Options struct {
 	Store  Store
@@ -315,6 +330,8 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		r.event(ctx, row, "Warning", ReasonDriftDetected, host.Summary(driftDs)+" (correcting)")
 	}
 
+	var named []StepEvent // the applied steps' own events
+	owned := make([]bool, len(r.steps))
 	for i, s := range r.steps {
 		if len(diffs[i]) == 0 {
 			continue
@@ -334,6 +351,11 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 		}
 		if len(left) > 0 {
 			return r.stepFailed(ctx, row, st, s, "apply", fmt.Errorf("the host still differs after applying: %s", host.Summary(left)))
+		}
+		if en, ok := s.(EventNamer); ok {
+			if e, ok := en.AppliedEvent(ctx, row, diffs[i]); ok {
+				named, owned[i] = append(named, e), true
+			}
 		}
 	}
 
@@ -373,12 +395,20 @@ func (r *resourceReconciler) converge(ctx context.Context, row store.Resource, s
 	if err := r.writeStatus(ctx, row, st, row.Generation); err != nil {
 		return reconcile.Result{}, err
 	}
-	if due := dueOnly(all); !drift && len(all) > 0 || drift && len(due) > 0 {
-		changed := all
-		if drift {
-			changed = due
+	var changed []host.Difference // what the steps without events of their own did
+	for i := range diffs {
+		if !owned[i] {
+			changed = append(changed, diffs[i]...)
 		}
+	}
+	if drift {
+		changed = dueOnly(changed)
+	}
+	if len(changed) > 0 {
 		r.event(ctx, row, "Normal", ReasonChanged, host.Summary(changed))
+	}
+	for _, e := range named {
+		r.event(ctx, row, "Normal", e.Reason, e.Message)
 	}
 	if drift {
 		r.event(ctx, row, "Normal", ReasonDriftCorrected, host.Summary(driftDs))
@@ -411,7 +441,13 @@ func (r *resourceReconciler) stepFailed(ctx context.Context, row store.Resource,
 	if werr := r.writeStatus(ctx, row, st, st.ObservedGeneration); werr != nil {
 		return reconcile.Result{}, errors.Join(err, werr)
 	}
-	r.event(ctx, row, "Warning", ReasonStepFailed, msg)
+	reason, evMsg := ReasonStepFailed, msg
+	if en, ok := s.(EventNamer); ok {
+		if e, ok := en.FailedEvent(err); ok {
+			reason, evMsg = e.Reason, e.Message
+		}
+	}
+	r.event(ctx, row, "Warning", reason, evMsg)
 	if reconcile.IsTerminal(err) {
 		return reconcile.Result{}, err
 	}

@@ -93,6 +93,9 @@ type Status struct {
 	LastSnapshot       string       `json:"lastSnapshot,omitempty"`
 	// Account is a Tenant's Linux account as last converged.
 	Account *AccountStatus `json:"account,omitempty"`
+	// Resources are a Tenant's limits on the host: enforcement, usage,
+	// pressure, disk.
+	Resources *ResourcesStatus `json:"resources,omitempty"`
 	// TLS is the certificate a Domain serves.
 	TLS *TLSStatus `json:"tls,omitempty"`
 }
@@ -122,6 +125,12 @@ type TLSStatus struct {
 	LastError string `json:"lastError,omitempty"`
 	// LastErrorTime is when it failed.
 	LastErrorTime *time.Time `json:"lastErrorTime,omitempty"`
+	// Failures counts the orders failed in a row (the retry backoff
+	// doubles with each); cleared with LastError.
+	Failures int `json:"failures,omitempty"`
+	// NextRetry is when the next order may be sent after a failure: the
+	// backoff is kept here, so a restarted wcpd still waits.
+	NextRetry *time.Time `json:"nextRetry,omitempty"`
 }
 
 // AccountStatus is the Linux user and group WCP360 created for a tenant.

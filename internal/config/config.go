@@ -23,7 +23,14 @@
 //	log: {level: info, format: text}
 //	controllers: {workers: 4, resyncInterval: 10m, shutdownTimeout: 30s, backoffBase: 100ms, backoffMax: 5m, rateLimit: 50, rateBurst: 100}
 //	uids: {min: 20000, max: 59999}
-//	acme: {directory: "https://acme-v02.api.letsencrypt.org/directory", email: "", caBundle: "", eabKid: "", eabHmacKey: ""}
+//	acme: {directory: "https://acme-v02.api.letsencrypt.org/directory", email: "", caBundle: "", eabKid: "", eabHmacKey: "",
+//	       dns: {provider: "", env: {}, envFile: "", resolvers: [], checkAuthoritative: true,
+//	             propagationTimeout: 0s, pollingInterval: 0s, sequenceInterval: 0s, forAll: false}}
+//
+// Keys are nested one level under a section, except acme.dns, a section
+// inside acme. acme.dns.env is a mapping of setting names to strings,
+// acme.dns.resolvers a list of strings, checkAuthoritative and forAll
+// booleans.
 //
 // Durations are Go duration strings ("90s", "1h30m"); a bare number is a type
 // error. socketMode is always read as octal digits, like chmod: 0600, 0o600,
@@ -44,7 +51,10 @@
 //	uids.min                    WCP_UIDS_MIN
 //
 // [EnvVar] returns the name for a key. A variable that is set, even to the
-// empty string, is a value: WCP_LOG_LEVEL= is an error, not "unset".
+// empty string, is a value: WCP_LOG_LEVEL= is an error, not "unset". A list
+// is comma-separated (WCP_ACME_DNS_RESOLVERS=10.0.0.53:53,10.0.1.53:53), a
+// mapping is a YAML flow mapping (WCP_ACME_DNS_ENV='{RFC2136_NAMESERVER:
+// "10.0.0.53"}'), a boolean is true or false.
 //
 // Any other WCP_* variable is an error (a typo such as WCP_DATABSE_URL must
 // not be silently ignored), except the variables that belong to other tools:
@@ -107,6 +117,8 @@ type Config struct {
 	UIDs UIDRange `yaml:"uids"`
 	// Auth configures logins.
 	Auth Auth `yaml:"auth"`
+	// Isolation is how tenants' limits are enforced.
+	Isolation Isolation `yaml:"isolation"`
 	// ACME is the certificate authority of domains with spec.tls.mode acme.
 	ACME ACME `yaml:"acme"`
 }
@@ -127,7 +139,65 @@ type ACME struct {
 	// secret: [Config.YAML] redacts it.
 	EABKid     string `yaml:"eabKid"`
 	EABHMACKey string `yaml:"eabHmacKey"`
+	// DNS is the DNS-01 challenge: wildcard names need it.
+	DNS ACMEDNS `yaml:"dns"`
 }
+
+// ACMEDNS configures DNS-01 through one of the DNS providers of
+// internal/host/acme (acme.DNSProviders); Provider "" turns it off.
+type ACMEDNS struct {
+	// Provider names the DNS provider (rfc2136, exec, httpreq,
+	// cloudflare, route53, pdns, hetzner, digitalocean).
+	Provider string `yaml:"provider"`
+	// Env are the provider's settings and credentials under lego's names
+	// (CLOUDFLARE_DNS_API_TOKEN, RFC2136_NAMESERVER, ...); never put in
+	// the process environment. Values are secrets: [Config.YAML] redacts
+	// them all.
+	Env map[string]string `yaml:"env"`
+	// EnvFile is a file of KEY=value lines with more of them (0600, owned
+	// by wcpd's user), read at start; a key may not be in both.
+	EnvFile string `yaml:"envFile"`
+	// Resolvers are the DNS servers (host:port) asked for zones and for
+	// the TXT record before the CA is told to look; none: the system's.
+	Resolvers []string `yaml:"resolvers"`
+	// CheckAuthoritative also waits for every authoritative server of
+	// the zone to answer the record.
+	CheckAuthoritative bool `yaml:"checkAuthoritative"`
+	// PropagationTimeout, PollingInterval and SequenceInterval tune the
+	// wait for the record (0: the provider's default).
+	PropagationTimeout time.Duration `yaml:"propagationTimeout"`
+	PollingInterval    time.Duration `yaml:"pollingInterval"`
+	SequenceInterval   time.Duration `yaml:"sequenceInterval"`
+	// ForAll proves every name over DNS-01, not only wildcards and
+	// domains that ask for dns-01.
+	ForAll bool `yaml:"forAll"`
+}
+
+// Isolation is how the tenants' limits (spec.limits) are enforced.
+type Isolation struct {
+	// Cgroups picks the cgroup driver: auto (systemd slices where systemd
+	// is PID 1 and cgroup2 has the controllers, else cgroup2 written
+	// directly, else the cgroup v1 controllers), systemd, cgroup2,
+	// cgroup1, or none (no limit enforced; status says so).
+	Cgroups string `yaml:"cgroups"`
+	// Subtree is the cgroup WCP360's tenants live under (cgroup2 and
+	// cgroup1: <mount>/<subtree>/<tenant>).
+	Subtree string `yaml:"subtree"`
+	// PressureStall and PressureWindow are the PSI trigger that records a
+	// PressureStall event on a tenant: some of its tasks stalled for
+	// PressureStall within PressureWindow.
+	PressureStall  time.Duration `yaml:"pressureStall"`
+	PressureWindow time.Duration `yaml:"pressureWindow"`
+}
+
+// The values of isolation.cgroups.
+const (
+	CgroupsAuto    = "auto"
+	CgroupsSystemd = "systemd"
+	CgroupsV2      = "cgroup2"
+	CgroupsV1      = "cgroup1"
+	CgroupsNone    = "none"
+)
 
 // Auth configures who may log in to the panel with a Linux password.
 type Auth struct {
@@ -277,7 +347,9 @@ func Default() Config {
 			PHPIdleStop: 10 * time.Minute,
 		},
 		UIDs: UIDRange{Min: 20000, Max: 59999},
-		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory"},
+		Isolation: Isolation{Cgroups: CgroupsAuto, Subtree: "wcp360",
+			PressureStall: 100 * time.Millisecond, PressureWindow: time.Second},
+		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory", DNS: ACMEDNS{CheckAuthoritative: true}},
 	}
 }
 

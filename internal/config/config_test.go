@@ -130,12 +130,31 @@ uids:
   max: 199999
 auth:
   adminGroup: wcp360-admin
+isolation:
+  cgroups: cgroup1
+  subtree: wcp-panel
+  pressureStall: 200ms
+  pressureWindow: 2s
 acme:
   directory: https://acme-staging-v02.api.letsencrypt.org/directory
   email: admin@example.com
   caBundle: /etc/wcp360/acme-roots.pem
   eabKid: kid-1
   eabHmacKey: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+  dns:
+    provider: rfc2136
+    env:
+      RFC2136_NAMESERVER: 10.0.0.53:53
+      RFC2136_TSIG_KEY: wcp360.
+      RFC2136_TSIG_SECRET: dHNpZy1rZXktdmFsdWU=
+      RFC2136_TTL: 60
+    envFile: /etc/wcp360/dns.env
+    resolvers: [10.0.0.53:53, "[2001:db8::53]:53"]
+    checkAuthoritative: false
+    propagationTimeout: 5m
+    pollingInterval: 500ms
+    sequenceInterval: 10s
+    forAll: true
 `
 
 func fullConfig() Config {
@@ -157,8 +176,14 @@ func fullConfig() Config {
 			PHPBinDir: "/usr/local/sbin", WebUser: "nginx", PHPIdleStop: 90 * time.Second},
 		UIDs: UIDRange{Min: 100000, Max: 199999},
 		Auth: Auth{AdminGroup: "wcp360-admin"},
+		Isolation: Isolation{Cgroups: CgroupsV1, Subtree: "wcp-panel", PressureStall: 200 * time.Millisecond,
+			PressureWindow: 2 * time.Second},
 		ACME: ACME{Directory: "https://acme-staging-v02.api.letsencrypt.org/directory", Email: "admin@example.com",
-			CABundle: "/etc/wcp360/acme-roots.pem", EABKid: "kid-1", EABHMACKey: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"},
+			CABundle: "/etc/wcp360/acme-roots.pem", EABKid: "kid-1", EABHMACKey: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+			DNS: ACMEDNS{Provider: "rfc2136", Env: map[string]string{"RFC2136_NAMESERVER": "10.0.0.53:53", "RFC2136_TSIG_KEY": "wcp360.",
+				"RFC2136_TSIG_SECRET": "dHNpZy1rZXktdmFsdWU=", "RFC2136_TTL": "60"}, EnvFile: "/etc/wcp360/dns.env",
+				Resolvers: []string{"10.0.0.53:53", "[2001:db8::53]:53"}, PropagationTimeout: 5 * time.Minute,
+				PollingInterval: 500 * time.Millisecond, SequenceInterval: 10 * time.Second, ForAll: true}},
 	}
 }
 
@@ -742,7 +767,9 @@ func TestValidateCollectsEverything(t *testing.T) {
 	for _, k := range Keys() {
 		switch k {
 		case "api.socketMode", "web.phpIdleStop", "api.listen", "api.tlsCert", "api.tlsKey", "auth.adminGroup",
-			"acme.directory", "acme.email", "acme.caBundle", "acme.eabKid", "acme.eabHmacKey": // their zero values are valid
+			"acme.directory", "acme.email", "acme.caBundle", "acme.eabKid", "acme.eabHmacKey",
+			"acme.dns.provider", "acme.dns.env", "acme.dns.envFile", "acme.dns.resolvers", "acme.dns.checkAuthoritative",
+			"acme.dns.propagationTimeout", "acme.dns.pollingInterval", "acme.dns.sequenceInterval", "acme.dns.forAll": // their zero values are valid
 			continue
 		}
 		want = append(want, k)
@@ -785,6 +812,10 @@ func TestEnvVar(t *testing.T) {
 		"web.webUser":                 "WCP_WEB_WEB_USER",
 		"web.phpIdleStop":             "WCP_WEB_PHP_IDLE_STOP",
 		"auth.adminGroup":             "WCP_AUTH_ADMIN_GROUP",
+		"isolation.cgroups":           "WCP_ISOLATION_CGROUPS",
+		"isolation.subtree":           "WCP_ISOLATION_SUBTREE",
+		"isolation.pressureStall":     "WCP_ISOLATION_PRESSURE_STALL",
+		"isolation.pressureWindow":    "WCP_ISOLATION_PRESSURE_WINDOW",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
 		"acme.directory":              "WCP_ACME_DIRECTORY",
@@ -792,6 +823,15 @@ func TestEnvVar(t *testing.T) {
 		"acme.caBundle":               "WCP_ACME_CA_BUNDLE",
 		"acme.eabKid":                 "WCP_ACME_EAB_KID",
 		"acme.eabHmacKey":             "WCP_ACME_EAB_HMAC_KEY",
+		"acme.dns.provider":           "WCP_ACME_DNS_PROVIDER",
+		"acme.dns.env":                "WCP_ACME_DNS_ENV",
+		"acme.dns.envFile":            "WCP_ACME_DNS_ENV_FILE",
+		"acme.dns.resolvers":          "WCP_ACME_DNS_RESOLVERS",
+		"acme.dns.checkAuthoritative": "WCP_ACME_DNS_CHECK_AUTHORITATIVE",
+		"acme.dns.propagationTimeout": "WCP_ACME_DNS_PROPAGATION_TIMEOUT",
+		"acme.dns.pollingInterval":    "WCP_ACME_DNS_POLLING_INTERVAL",
+		"acme.dns.sequenceInterval":   "WCP_ACME_DNS_SEQUENCE_INTERVAL",
+		"acme.dns.forAll":             "WCP_ACME_DNS_FOR_ALL",
 	}
 	got := map[string]string{}
 	seen := map[string]string{}
@@ -837,7 +877,8 @@ func TestYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "secret") || strings.Contains(string(out), c.ACME.EABHMACKey) {
+	if strings.Contains(string(out), "secret") || strings.Contains(string(out), c.ACME.EABHMACKey) ||
+		strings.Contains(string(out), c.ACME.DNS.Env["RFC2136_TSIG_SECRET"]) || strings.Contains(string(out), "10.0.0.53:53\n") {
 		t.Errorf("YAML() shows the password or the EAB key:\n%s", out)
 	}
 	golden := filepath.Join("testdata", "print.golden")
@@ -860,6 +901,9 @@ func TestYAML(t *testing.T) {
 	}
 	c.Database.URL = "postgres://wcp:xxxxx@db.example.com:5432/wcp360?sslmode=verify-full"
 	c.ACME.EABHMACKey = redacted
+	for k := range c.ACME.DNS.Env {
+		c.ACME.DNS.Env[k] = redacted
+	}
 	if diff := cmp.Diff(c, back); diff != "" {
 		t.Errorf("print/load round trip (-want +got):\n%s", diff)
 	}

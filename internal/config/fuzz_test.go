@@ -17,6 +17,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("api: {socketMode: 0o640}\nuids: {min: 1000, max: 1000}\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("- [1, 2]\n"))
+	f.Add([]byte("acme: {dns: {provider: exec, env: {EXEC_PATH: /bin/hook, X: 1}, resolvers: [\"127.0.0.1:53\"], forAll: true}}\n"))
 
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -47,6 +48,9 @@ func FuzzLoad(f *testing.F) {
 		back.Database.URL = RedactURL(back.Database.URL)
 		if c.ACME.EABHMACKey != "" {
 			c.ACME.EABHMACKey = redacted
+		}
+		for k := range c.ACME.DNS.Env {
+			c.ACME.DNS.Env[k] = redacted
 		}
 		if diff := cmp.Diff(c, back); diff != "" {
 			t.Fatalf("print/load round trip (-want +got):\n%s", diff)

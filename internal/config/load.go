@@ -104,21 +104,22 @@ func Load(opts LoadOptions) (Config, error) {
 	return cfg, nil
 }
 
-// nest turns {"a.b": 1, "c": 2} into {"a": {"b": 1}, "c": 2} for viper.
+// nest turns {"a.b": 1, "a.c.d": 2, "e": 3} into {"a": {"b": 1, "c": {"d": 2}}, "e": 3}
+// for viper.
 func nest(flat map[string]any) map[string]any {
 	out := map[string]any{}
 	for key, val := range flat {
-		section, name, ok := strings.Cut(key, ".")
-		if !ok {
-			out[key] = val
-			continue
+		parts := strings.Split(key, ".")
+		m := out
+		for _, section := range parts[:len(parts)-1] {
+			child, _ := m[section].(map[string]any)
+			if child == nil {
+				child = map[string]any{}
+				m[section] = child
+			}
+			m = child
 		}
-		m, _ := out[section].(map[string]any)
-		if m == nil {
-			m = map[string]any{}
-			out[section] = m
-		}
-		m[name] = val
+		m[parts[len(parts)-1]] = val
 	}
 	return out
 }
@@ -127,7 +128,7 @@ func nest(flat map[string]any) map[string]any {
 type fileDecoder struct {
 	path     string
 	fields   map[string]field    // by key
-	children map[string][]string // names allowed under a section; "" is the top level
+	children map[string][]string // names allowed under a section ("acme", "acme.dns"); "" is the top level
 	values   map[string]any      // decoded leaf values by key
 	lines    map[string]int      // line of each decoded key
 	problems Errors
@@ -143,15 +144,17 @@ func newFileDecoder(path string, fields []field) *fileDecoder {
 	}
 	for _, f := range fields {
 		fd.fields[f.key] = f
-		section, name, ok := strings.Cut(f.key, ".")
-		if !ok {
-			fd.children[""] = append(fd.children[""], f.key)
-			continue
+		parent := ""
+		for i, name := range strings.Split(f.key, ".") {
+			key := name
+			if i > 0 {
+				key = parent + "." + name
+			}
+			if !slices.Contains(fd.children[parent], name) {
+				fd.children[parent] = append(fd.children[parent], name)
+			}
+			parent = key
 		}
-		if _, seen := fd.children[section]; !seen {
-			fd.children[""] = append(fd.children[""], section)
-		}
-		fd.children[section] = append(fd.children[section], name)
 	}
 	return fd
 }
@@ -220,7 +223,7 @@ func (fd *fileDecoder) walk(m *yaml.Node, prefix string) {
 			fd.lines[key] = kn.Line
 			continue
 		}
-		if _, ok := fd.children[key]; ok && prefix == "" && key != "" && kn.Kind == yaml.ScalarNode {
+		if _, ok := fd.children[key]; ok && key != "" && kn.Kind == yaml.ScalarNode {
 			switch {
 			case vn.Kind == yaml.MappingNode:
 				fd.walk(vn, key)
@@ -302,9 +305,23 @@ func decodeNode(f field, n *yaml.Node) (any, *problem) {
 		kindInt:      "an integer",
 		kindDuration: "a duration such as 30s or 1h30m",
 		kindMode:     "octal permission bits such as 0600",
+		kindBool:     "true or false",
 	}[f.kind]
 	wrong := func() (any, *problem) {
 		return nil, &problem{ErrWrongType, "want " + want + ", got " + describe(n)}
+	}
+	switch f.kind {
+	case kindStrings:
+		return decodeStrings(n)
+	case kindStringMap:
+		return decodeStringMap(n)
+	case kindBool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			return wrong()
+		}
+		return b, nil
+	default: // a scalar
 	}
 	if n.Kind != yaml.ScalarNode {
 		return wrong()
@@ -339,8 +356,63 @@ func decodeNode(f field, n *yaml.Node) (any, *problem) {
 			return wrong()
 		}
 		return parseMode(n.Value)
+	default: // decoded above
 	}
 	return wrong()
+}
+
+// decodeStrings decodes a list of strings; an empty list is nil.
+func decodeStrings(n *yaml.Node) (any, *problem) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, &problem{ErrWrongType, "want a list of strings, got " + describe(n)}
+	}
+	var out []string
+	for i, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			return nil, &problem{ErrWrongType, fmt.Sprintf("item %d: want a string, got %s (quote it)", i+1, describe(item))}
+		}
+		out = append(out, item.Value)
+	}
+	return out, nil
+}
+
+// decodeStringMap decodes a mapping of names to strings (numbers and
+// booleans are taken as written); an empty mapping is nil. The values are
+// secrets: no message shows one.
+func decodeStringMap(n *yaml.Node) (any, *problem) {
+	if n.Kind != yaml.MappingNode {
+		return nil, &problem{ErrWrongType, "want a mapping of names to strings, got " + describeKind(n)}
+	}
+	var out map[string]string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if kn.Kind != yaml.ScalarNode || kn.ShortTag() != "!!str" {
+			return nil, &problem{ErrWrongType, "a name must be a string, got " + describe(kn)}
+		}
+		switch {
+		case vn.Kind != yaml.ScalarNode:
+			return nil, &problem{ErrWrongType, fmt.Sprintf("%s: want a string, got %s", kn.Value, describeKind(vn))}
+		case vn.ShortTag() == "!!null":
+			return nil, &problem{ErrWrongType, kn.Value + ": has no value"}
+		}
+		if _, dup := out[kn.Value]; dup {
+			return nil, &problem{ErrInvalidValue, kn.Value + ": set twice"}
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[kn.Value] = vn.Value
+	}
+	return out, nil
+}
+
+// describeKind names n's YAML type without its value.
+func describeKind(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return "a single value"
+	}
+	return describe(n)
 }
 
 // parseMode reads permission bits written in octal: 0600, 0o600, 600.
@@ -450,6 +522,28 @@ func decodeEnvValue(f field, s string) (any, *problem) {
 		return d, nil
 	case kindMode:
 		return parseMode(s)
+	case kindBool:
+		switch s {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+		return nil, &problem{ErrWrongType, "want true or false, got " + quote(s)}
+	case kindStrings:
+		var out []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		return out, nil
+	case kindStringMap:
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(s), &doc); err != nil || len(doc.Content) == 0 {
+			return nil, &problem{ErrWrongType, "want a YAML mapping such as {NAME: value}"}
+		}
+		return decodeStringMap(resolve(doc.Content[0]))
 	default:
 		return s, nil
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,23 +20,26 @@ const redacted = "xxxxx"
 // YAML renders c as a configuration file, every key present, in the order of
 // the package documentation; it is what `wcpd config print` shows. The
 // password of database.url (user info or a password query parameter) is
-// replaced by "xxxxx", and so is acme.eabHmacKey. Apart from those secrets,
-// loading the output gives back c.
+// replaced by "xxxxx", and so are acme.eabHmacKey and every value of
+// acme.dns.env (its names are shown). Apart from those secrets, loading the
+// output gives back c.
 func (c Config) YAML() ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	sections := map[string]*yaml.Node{}
 	for _, f := range schema() {
-		parent, name := root, f.key
-		if section, child, ok := strings.Cut(f.key, "."); ok {
-			name = child
-			parent = sections[section]
-			if parent == nil {
-				parent = &yaml.Node{Kind: yaml.MappingNode}
-				sections[section] = parent
-				root.Content = append(root.Content, scalar("!!str", section), parent)
+		parts := strings.Split(f.key, ".")
+		parent := root
+		for i, section := range parts[:len(parts)-1] {
+			path := strings.Join(parts[:i+1], ".")
+			node := sections[path]
+			if node == nil {
+				node = &yaml.Node{Kind: yaml.MappingNode}
+				sections[path] = node
+				parent.Content = append(parent.Content, scalar("!!str", section), node)
 			}
+			parent = node
 		}
-		parent.Content = append(parent.Content, scalar("!!str", name), valueNode(f, &c))
+		parent.Content = append(parent.Content, scalar("!!str", parts[len(parts)-1]), valueNode(f, &c))
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -69,6 +74,24 @@ func valueNode(f field, c *Config) *yaml.Node {
 		return scalar("!!str", formatDuration(v))
 	case fs.FileMode:
 		return scalar("!!int", fmt.Sprintf("%04o", uint32(v)))
+	case bool:
+		return scalar("!!bool", strconv.FormatBool(v))
+	case []string:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for _, s := range v {
+			n.Content = append(n.Content, scalar("!!str", s))
+		}
+		return n
+	case map[string]string:
+		// Every value may be a credential: the names only.
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		if len(v) == 0 {
+			n.Style = yaml.FlowStyle
+		}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			n.Content = append(n.Content, scalar("!!str", k), scalar("!!str", redacted))
+		}
+		return n
 	default:
 		return scalar("!!str", fmt.Sprint(v))
 	}

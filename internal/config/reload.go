@@ -16,7 +16,7 @@ package config
 // Both lists are in schema order and empty when nothing changed.
 func (c Config) ReloadChanges(next Config) (applied, refused []string) {
 	for _, f := range schema() {
-		if f.get(&c) == f.get(&next) {
+		if f.equal(&c, &next) {
 			continue
 		}
 		if f.reloadable {

@@ -11,10 +11,13 @@ import (
 type kind int
 
 const (
-	kindString   kind = iota // a YAML string
-	kindInt                  // a YAML integer
-	kindDuration             // a Go duration string
-	kindMode                 // octal permission bits
+	kindString    kind = iota // a YAML string
+	kindInt                   // a YAML integer
+	kindDuration              // a Go duration string
+	kindMode                  // octal permission bits
+	kindBool                  // a YAML boolean
+	kindStrings               // a YAML list of strings
+	kindStringMap             // a YAML mapping of names to strings
 )
 
 // field describes one configuration key. The schema is the single list of
@@ -23,7 +26,7 @@ type field struct {
 	key        string // dotted camelCase path, e.g. "controllers.workers"
 	kind       kind
 	reloadable bool                // may change without a restart
-	ptr        func(c *Config) any // *string, *int, *time.Duration or *fs.FileMode
+	ptr        func(c *Config) any // *string, *int, *time.Duration, *fs.FileMode, *bool, *[]string or *map[string]string
 }
 
 // schema returns every key in print order. It is a function, not a package
@@ -72,11 +75,25 @@ func schema() []field {
 
 		{"auth.adminGroup", kindString, false, func(c *Config) any { return &c.Auth.AdminGroup }},
 
+		{"isolation.cgroups", kindString, false, func(c *Config) any { return &c.Isolation.Cgroups }},
+		{"isolation.subtree", kindString, false, func(c *Config) any { return &c.Isolation.Subtree }},
+		{"isolation.pressureStall", kindDuration, false, func(c *Config) any { return &c.Isolation.PressureStall }},
+		{"isolation.pressureWindow", kindDuration, false, func(c *Config) any { return &c.Isolation.PressureWindow }},
+
 		{"acme.directory", kindString, false, func(c *Config) any { return &c.ACME.Directory }},
 		{"acme.email", kindString, false, func(c *Config) any { return &c.ACME.Email }},
 		{"acme.caBundle", kindString, false, func(c *Config) any { return &c.ACME.CABundle }},
 		{"acme.eabKid", kindString, false, func(c *Config) any { return &c.ACME.EABKid }},
 		{"acme.eabHmacKey", kindString, false, func(c *Config) any { return &c.ACME.EABHMACKey }},
+		{"acme.dns.provider", kindString, false, func(c *Config) any { return &c.ACME.DNS.Provider }},
+		{"acme.dns.env", kindStringMap, false, func(c *Config) any { return &c.ACME.DNS.Env }},
+		{"acme.dns.envFile", kindString, false, func(c *Config) any { return &c.ACME.DNS.EnvFile }},
+		{"acme.dns.resolvers", kindStrings, false, func(c *Config) any { return &c.ACME.DNS.Resolvers }},
+		{"acme.dns.checkAuthoritative", kindBool, false, func(c *Config) any { return &c.ACME.DNS.CheckAuthoritative }},
+		{"acme.dns.propagationTimeout", kindDuration, false, func(c *Config) any { return &c.ACME.DNS.PropagationTimeout }},
+		{"acme.dns.pollingInterval", kindDuration, false, func(c *Config) any { return &c.ACME.DNS.PollingInterval }},
+		{"acme.dns.sequenceInterval", kindDuration, false, func(c *Config) any { return &c.ACME.DNS.SequenceInterval }},
+		{"acme.dns.forAll", kindBool, false, func(c *Config) any { return &c.ACME.DNS.ForAll }},
 	}
 }
 
@@ -104,8 +121,30 @@ func (f field) set(c *Config, v any) bool {
 		m, ok := v.(fs.FileMode)
 		*p = m
 		return ok
+	case *bool:
+		b, ok := v.(bool)
+		*p = b
+		return ok
+	case *[]string:
+		l, ok := v.([]string)
+		*p = l
+		return ok || v == nil
+	case *map[string]string:
+		m, ok := v.(map[string]string)
+		*p = m
+		return ok || v == nil
 	}
 	return false
+}
+
+// equal reports whether f has the same value in a and b (nil and empty
+// lists and mappings are the same).
+func (f field) equal(a, b *Config) bool {
+	va, vb := reflect.ValueOf(f.ptr(a)).Elem(), reflect.ValueOf(f.ptr(b)).Elem()
+	if k := va.Kind(); (k == reflect.Slice || k == reflect.Map) && va.Len() == 0 && vb.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(va.Interface(), vb.Interface())
 }
 
 // envAliases are extra, shorter names for a few keys.

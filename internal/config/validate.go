@@ -2,15 +2,19 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/wcp360/wcp360/internal/host/acme"
 )
 
 // Limits enforced by Validate.
@@ -101,6 +105,7 @@ func (c Config) Validate() error {
 	case c.UIDs.Min <= nobodyUID && nobodyUID <= c.UIDs.Max:
 		es.add("uids.max", ErrInvalidValue, fmt.Sprintf("range %d..%d contains %d (nobody)", c.UIDs.Min, c.UIDs.Max, nobodyUID))
 	}
+	checkIsolation(&es, c.Isolation)
 
 	return es.asError()
 }
@@ -220,6 +225,78 @@ func checkACME(es *Errors, a ACME) {
 	case a.EABHMACKey != "" && !base64URLRE.MatchString(a.EABHMACKey):
 		es.add("acme.eabHmacKey", ErrInvalidValue, "is not base64url (A-Z, a-z, 0-9, '-', '_')")
 	}
+	checkACMEDNS(es, a.DNS)
+}
+
+// checkACMEDNS checks the acme.dns section. Values of acme.dns.env are
+// never echoed: names only.
+func checkACMEDNS(es *Errors, d ACMEDNS) {
+	if d.Provider == "" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"acme.dns.env", len(d.Env) > 0}, {"acme.dns.envFile", d.EnvFile != ""}, {"acme.dns.forAll", d.ForAll}} {
+			if k.set {
+				es.add(k.key, ErrInvalidValue, "is only used with acme.dns.provider, which is empty (DNS-01 off)")
+			}
+		}
+	} else if !slices.Contains(acme.DNSProviders(), d.Provider) {
+		es.add("acme.dns.provider", ErrInvalidValue, fmt.Sprintf("%s is not a DNS provider WCP360 configures: one of %s%s",
+			quote(d.Provider), strings.Join(acme.DNSProviders(), ", "), suggest(d.Provider, acme.DNSProviders())))
+	}
+	var bad []string
+	keys := slices.Sorted(maps.Keys(d.Env))
+	for _, k := range keys {
+		if !acme.ValidEnvKey(k) {
+			bad = append(bad, quote(k))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		es.add("acme.dns.env", ErrInvalidValue, fmt.Sprintf("%s: not a setting's name (A-Z, a-z, 0-9, '_', like an environment variable's)", strings.Join(bad, ", ")))
+	case d.Provider != "" && slices.Contains(acme.DNSProviders(), d.Provider):
+		if err := acme.CheckDNSSettings(d.Provider, keys); err != nil {
+			es.add("acme.dns.env", ErrInvalidValue, err.Error())
+		}
+	}
+	if d.EnvFile != "" {
+		checkPath(es, "acme.dns.envFile", d.EnvFile)
+	}
+	for _, r := range d.Resolvers {
+		host, port, err := net.SplitHostPort(r)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			es.add("acme.dns.resolvers", ErrInvalidValue, fmt.Sprintf("%s is not host:port (\"10.0.0.53:53\", \"[2001:db8::53]:53\")", quote(r)))
+			break
+		}
+	}
+	for _, t := range []struct {
+		key    string
+		d      time.Duration
+		lo, hi time.Duration
+	}{
+		{"acme.dns.propagationTimeout", d.PropagationTimeout, time.Second, time.Hour},
+		{"acme.dns.pollingInterval", d.PollingInterval, 10 * time.Millisecond, 5 * time.Minute},
+		{"acme.dns.sequenceInterval", d.SequenceInterval, time.Millisecond, time.Hour},
+	} {
+		if t.d != 0 {
+			checkDuration(es, t.key, t.d, t.lo, t.hi)
+		}
+	}
 }
 
 var base64URLRE = regexp.MustCompile(`^[A-Za-z0-9_-]+=*$`)
+
+func checkIsolation(es *Errors, i Isolation) {
+	checkOneOf(es, "isolation.cgroups", i.Cgroups, CgroupsAuto, CgroupsSystemd, CgroupsV2, CgroupsV1, CgroupsNone)
+	if !cgroupNameRE.MatchString(i.Subtree) {
+		es.add("isolation.subtree", ErrInvalidValue, fmt.Sprintf("%q: want a cgroup name of lower-case letters, digits and '-', starting with a letter", i.Subtree))
+	}
+	// The kernel's bounds on a PSI trigger (kernel/sched/psi.c).
+	stallOK := checkDuration(es, "isolation.pressureStall", i.PressureStall, time.Millisecond, 10*time.Second)
+	if checkDuration(es, "isolation.pressureWindow", i.PressureWindow, 500*time.Millisecond, 10*time.Second) && stallOK &&
+		i.PressureStall > i.PressureWindow {
+		es.add("isolation.pressureStall", ErrInvalidValue, fmt.Sprintf("must not be more than isolation.pressureWindow (%s), got %s", i.PressureWindow, i.PressureStall))
+	}
+}
+
+var cgroupNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)

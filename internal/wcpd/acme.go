@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	legolog "github.com/go-acme/lego/v5/log"
@@ -37,15 +39,51 @@ func (d *daemonState) acmeIssuer(challengeDir string) (domain.Issuer, error) {
 	if a.EABKid != "" {
 		eab = &acme.EAB{KeyID: a.EABKid, HMACKey: a.EABHMACKey}
 	}
-	c, err := acme.New(acme.Options{
-		DirectoryURL: a.Directory, Email: a.Email, EAB: eab,
-		StateDir: filepath.Join(d.cfg.Paths.StateDir, "acme"), ChallengeDir: challengeDir,
-		HTTPClient: hc, Clock: time.Now, Logger: d.log,
-	})
+	dns, err := acmeDNS(a.DNS)
 	if err != nil {
 		return nil, err
 	}
+	c, err := acme.New(acme.Options{
+		DirectoryURL: a.Directory, Email: a.Email, EAB: eab,
+		StateDir: filepath.Join(d.cfg.Paths.StateDir, "acme"), ChallengeDir: challengeDir,
+		HTTPClient: hc, Clock: time.Now, Logger: d.log, DNS: dns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acme.dns: %w", err)
+	}
+	if dns != nil {
+		// The provider and the names of its settings; never their values.
+		d.log.Info("acme: DNS-01 through "+dns.Provider, "settings", slices.Sorted(maps.Keys(dns.Env)),
+			"resolvers", dns.Resolvers, "forAll", dns.ForAll)
+	}
 	return c, nil
+}
+
+// acmeDNS is the DNS-01 configuration of acme.dns, its settings read from
+// acme.dns.env and acme.dns.envFile; nil when acme.dns.provider is empty.
+func acmeDNS(c config.ACMEDNS) (*acme.DNS, error) {
+	if c.Provider == "" {
+		return nil, nil
+	}
+	env := maps.Clone(c.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if c.EnvFile != "" {
+		more, err := acme.LoadEnvFile(c.EnvFile)
+		if err != nil {
+			return nil, fmt.Errorf("acme.dns.envFile: %w", err)
+		}
+		for k, v := range more {
+			if _, both := env[k]; both {
+				return nil, fmt.Errorf("acme.dns.envFile: %s is in acme.dns.env too: keep one", k)
+			}
+			env[k] = v
+		}
+	}
+	return &acme.DNS{Provider: c.Provider, Env: env, Resolvers: c.Resolvers, CheckAuthoritative: c.CheckAuthoritative,
+		PropagationTimeout: c.PropagationTimeout, PollingInterval: c.PollingInterval, SequenceInterval: c.SequenceInterval,
+		ForAll: c.ForAll}, nil
 }
 
 // acmeHTTPClient trusts the system's roots and those of acme.caBundle.

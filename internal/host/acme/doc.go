@@ -1,6 +1,6 @@
 // Package acme obtains certificates from an RFC 8555 certificate authority
 // (Let's Encrypt, its staging, or any ACME CA) with go-acme/lego v5, over
-// HTTP-01 served by nginx.
+// HTTP-01 served by nginx, or DNS-01 through a DNS provider.
 //
 // # Accounts
 //
@@ -29,10 +29,29 @@
 // and removes it afterwards, whatever the outcome. There is no extra
 // listener and nothing to reload.
 //
+// # DNS-01
+//
+// Options.DNS names one of a curated list of lego's DNS providers
+// (DNSProviders: rfc2136, exec, httpreq, cloudflare, route53, pdns,
+// hetzner, digitalocean) and its settings under lego's names. Each is made
+// from its lego Config, never from the process environment; a setting the
+// provider does not know is an error (CheckDNSSettings), and no error shows
+// a setting's value. exec is lego's protocol ("present|cleanup <fqdn>
+// <value>") run through internal/cmdrun, with the settings as the
+// program's only environment. ParseEnvFile and LoadEnvFile read settings
+// from a KEY=value file that must be 0600. DNS.Resolvers become lego's
+// resolver, which is one for the process (dns01.SetDefaultClient).
+//
+// With a provider, Obtain proves wildcard names (which only DNS-01 can)
+// over DNS-01 and the others over HTTP-01 (lego prefers HTTP-01 where the
+// CA offers both); DNS.ForAll and ObtainWith(ChallengeDNS01) prove every
+// name over DNS-01 (a second lego client over the same account, DNS-01
+// only). Without one, names that need DNS-01 are ErrNoDNS01.
+//
 // # Obtaining
 //
 // Obtain orders one certificate for all the names given (the first is the
-// subject's common name when it fits), solves HTTP-01 for each and returns
+// subject's common name when it fits), solves a challenge for each and returns
 // the chain (leaf first) and a new ECDSA P-256 key, both PEM. WriteFiles
 // lands them atomically, key first, root 0600. An error from the CA is an
 // *Error whose Problem carries the CA's problem document (type, detail,
@@ -57,5 +76,6 @@
 // The tests run Debian's pebble in a sandbox with PEBBLE_VA_NOSLEEP=1 and
 // its HTTP-01 port pointed at a real nginx that serves the challenge
 // directory; the test names resolve to 127.0.0.1 through the sandbox's
-// /etc/hosts.
+// /etc/hosts. The DNS-01 tests add pebble-challtestsrv as pebble's DNS
+// server and lego's resolver, its TXT records set by an exec hook.
 package acme

@@ -28,7 +28,7 @@ func (c *Client) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (*Wind
 	if err != nil {
 		return nil, err
 	}
-	info, err := lc.Certificate.GetRenewalInfo(ctx, leaf)
+	info, err := lc.auto.Certificate.GetRenewalInfo(ctx, leaf)
 	if errors.Is(err, api.ErrNoARI) {
 		return nil, ErrNoARI
 	}

@@ -3,14 +3,17 @@ package domain
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/controllers"
 	"github.com/wcp360/wcp360/internal/conditions"
 	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/host/acme"
@@ -25,10 +28,22 @@ type Issuer interface {
 	RenewalInfo(ctx context.Context, leaf *x509.Certificate) (*acme.Window, error)
 }
 
+// DNSIssuer is an Issuer that may prove control over DNS-01 too
+// (internal/host/acme's Client: when acme.dns configures a provider).
+type DNSIssuer interface {
+	Issuer
+	// DNS01 reports whether a DNS provider is configured.
+	DNS01() bool
+	// ObtainWith orders with the given challenge.
+	ObtainWith(ctx context.Context, names []string, ch acme.Challenge) (*acme.Certificate, error)
+}
+
 // ACME is the part that has the CA issue and renew a domain's certificate
 // in mode acme, over HTTP-01 through the site the Vhost part serves (it
-// comes after it). Until the first certificate lands the TLS part's
-// self-signed placeholder serves; the CA's chain and key then land in the
+// comes after it), or over DNS-01 through the configured DNS provider for
+// wildcard names and domains with spec.tls.challenge dns-01 (without a
+// provider those keep the placeholder, ChallengeUnsupported). Until the
+// first certificate lands the TLS part's self-signed placeholder serves; the CA's chain and key then land in the
 // TLS part's files, atomically, 0600, and the site is applied again (its
 // file names the certificate, so nginx reloads, in the batch of the
 // moment; HTTP then redirects to HTTPS). The certificate is renewed at
@@ -36,8 +51,10 @@ type Issuer interface {
 // CA's renewal information says so): the controller requeues the domain
 // then (controllers.Scheduler). A failed order keeps what serves, puts the
 // CA's problem in the TLS condition and status, and waits (1 min doubling
-// to 1 h, or the CA's Retry-After) before the next. It shares the TLS
-// condition with the TLS part.
+// to 1 h, or the CA's Retry-After) before the next; that backoff is kept
+// in status.tls (failures, nextRetry), so a restarted wcpd still waits.
+// Issued, Renewed and Failed are events of their own
+// (controllers.EventNamer). It shares the TLS condition with the TLS part.
 type ACME struct {
 	Store Store
 	TLS   *TLS
@@ -48,7 +65,7 @@ type ACME struct {
 	Clock  func() time.Time
 
 	mu       sync.Mutex
-	failures map[string]failure  // by domain
+	failures map[string]failure  // by domain; count 0: none
 	ari      map[string]ariEntry // by certificate fingerprint
 }
 
@@ -79,9 +96,30 @@ func (p *ACME) Name() string { return "acme" }
 // ConditionType is the part's condition: the TLS part's.
 func (p *ACME) ConditionType() string { return "TLS" }
 
+// Event reasons of the part.
+const (
+	ReasonIssued  = "Issued"
+	ReasonRenewed = "Renewed"
+	ReasonFailed  = "Failed"
+)
+
 // active reports whether the part orders certificates for d.
 func (p *ACME) active(d Desired) bool {
-	return p.Client != nil && d.Spec.TLS.Mode == v1alpha1.TLSACME && d.Spec.TLS.Challenge != v1alpha1.ChallengeDNS01
+	return p.Client != nil && d.Spec.TLS.Mode == v1alpha1.TLSACME && (!needsDNS01(d) || p.dns01() != nil)
+}
+
+// needsDNS01 reports whether d's certificate must be ordered over DNS-01:
+// it asks for it, or a name is a wildcard.
+func needsDNS01(d Desired) bool {
+	return d.Spec.TLS.Challenge == v1alpha1.ChallengeDNS01 || slices.ContainsFunc(d.ServerNames, acme.IsWildcard)
+}
+
+// dns01 is the client when it can prove control over DNS-01, else nil.
+func (p *ACME) dns01() DNSIssuer {
+	if c, ok := p.Client.(DNSIssuer); ok && c.DNS01() {
+		return c
+	}
+	return nil
 }
 
 // Observe reports the order that is due: a first certificate, one for
@@ -125,10 +163,15 @@ func (p *ACME) Apply(ctx context.Context, row store.Resource, _ []host.Differenc
 		return "", err
 	}
 	now := p.Clock()
-	if f, ok := p.failure(d.Domain); ok && now.Before(f.next) {
-		return "", reconcile.Waiting(f.err, f.next.Sub(now))
+	if f, ok := p.failure(d.Domain, row); ok && now.Before(f.next) {
+		return "", reconcile.Waiting(&retryLater{err: f.err, next: f.next}, f.next.Sub(now))
 	}
-	cert, err := p.Client.Obtain(ctx, d.ServerNames)
+	var cert *acme.Certificate
+	if d.Spec.TLS.Challenge == v1alpha1.ChallengeDNS01 {
+		cert, err = p.dns01().ObtainWith(ctx, d.ServerNames, acme.ChallengeDNS01)
+	} else {
+		cert, err = p.Client.Obtain(ctx, d.ServerNames) // DNS-01 for wildcards
+	}
 	if err != nil {
 		return "", reconcile.Waiting(err, p.failed(d.Domain, err, now))
 	}
@@ -136,17 +179,58 @@ func (p *ACME) Apply(ctx context.Context, row store.Resource, _ []host.Differenc
 		return "", err
 	}
 	p.mu.Lock()
-	delete(p.failures, d.Domain)
+	p.failures[d.Domain] = failure{} // none, whatever the status said
 	p.mu.Unlock()
 	return "", nginxError(p.Vhost.Nginx.Apply(ctx, p.Vhost.Site(d)))
 }
 
-func (p *ACME) failure(domain string) (failure, bool) {
+// failure is the domain's last failed order: remembered, or after a
+// restart read back from the status row had when the order failed.
+func (p *ACME) failure(domain string, row store.Resource) (failure, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	f, ok := p.failures[domain]
-	return f, ok
+	f, known := p.failures[domain]
+	if !known {
+		// The first look since wcpd started: the status remembers.
+		f, _ = storedFailure(row)
+		if p.failures == nil {
+			p.failures = map[string]failure{}
+		}
+		p.failures[domain] = f
+	}
+	return f, f.count > 0
 }
+
+// storedFailure is the backoff status.tls keeps (a wcpd before this one
+// failed the order).
+func storedFailure(row store.Resource) (failure, bool) {
+	var st v1alpha1.Status
+	if len(row.Status) == 0 || json.Unmarshal(row.Status, &st) != nil {
+		return failure{}, false
+	}
+	ts := st.TLS
+	if ts == nil || ts.NextRetry == nil || ts.LastError == "" || ts.Failures < 1 {
+		return failure{}, false
+	}
+	f := failure{err: errors.New(ts.LastError), count: ts.Failures, next: *ts.NextRetry}
+	if ts.LastErrorTime != nil {
+		f.at = *ts.LastErrorTime
+	}
+	return f, true
+}
+
+// retryLater is an order not sent: the last one failed with err, the
+// next may go at next.
+type retryLater struct {
+	err  error
+	next time.Time
+}
+
+func (e *retryLater) Error() string {
+	return fmt.Sprintf("%v (next order at %s)", e.err, e.next.UTC().Format(time.RFC3339))
+}
+
+func (e *retryLater) Unwrap() error { return e.err }
 
 // failed records a failed order and returns how long to wait before the
 // next: the CA's Retry-After, else 1 min doubling up to 1 h.
@@ -174,6 +258,38 @@ func (p *ACME) Remove(_ context.Context, row store.Resource) error {
 	delete(p.failures, row.Name)
 	p.mu.Unlock()
 	return nil
+}
+
+// AppliedEvent is Issued (a first certificate, or one for new names) or
+// Renewed, with the certificate's issuer, names and expiry.
+func (p *ACME) AppliedEvent(_ context.Context, row store.Resource, diffs []host.Difference) (controllers.StepEvent, bool) {
+	c, err := p.TLS.current(row.Name)
+	if err != nil || !c.issued() {
+		return controllers.StepEvent{}, false
+	}
+	reason := ReasonIssued
+	if slices.ContainsFunc(diffs, func(d host.Difference) bool { return d.Field == "certificate renewal" }) {
+		reason = ReasonRenewed
+	}
+	return controllers.StepEvent{Reason: reason, Message: fmt.Sprintf("%s by %s for %s, valid until %s", strings.ToLower(reason),
+		c.leaf.Issuer.String(), strings.Join(c.leaf.DNSNames, ", "), c.leaf.NotAfter.UTC().Format(time.RFC3339))}, true
+}
+
+// FailedEvent is Failed for an order the CA refused or could not take,
+// with its problem; a wait for the backoff, or a failure of the host, is
+// the controller's StepFailed.
+func (p *ACME) FailedEvent(err error) (controllers.StepEvent, bool) {
+	var rl *retryLater
+	var ae *acme.Error
+	if errors.As(err, &rl) || !errors.As(err, &ae) {
+		return controllers.StepEvent{}, false
+	}
+	msg := "the order failed: " + ae.Error()
+	var we *reconcile.WaitingError
+	if errors.As(err, &we) {
+		msg += fmt.Sprintf("; next order in %s", we.After.Round(time.Second))
+	}
+	return controllers.StepEvent{Reason: ReasonFailed, Message: msg}, true
 }
 
 // NextRun is when the certificate in place is to be renewed (the
@@ -246,9 +362,10 @@ func (p *ACME) ReportStatus(ctx context.Context, row store.Resource, st *v1alpha
 		// Converged as far as this host's configuration goes.
 		c.Reason = "ACMEDisabled"
 		c.Message = "acme.directory is empty (ACME is off): serving the self-signed placeholder"
-	case d.Spec.TLS.Challenge == v1alpha1.ChallengeDNS01:
+	case needsDNS01(d) && p.dns01() == nil:
 		c.Status, c.Reason = v1alpha1.ConditionFalse, "ChallengeUnsupported"
-		c.Message = "dns-01 is not supported yet: serving the self-signed placeholder"
+		c.Message = "the certificate needs DNS-01 (a wildcard name, or spec.tls.challenge dns-01) and no DNS provider is configured: " +
+			"configure acme.dns in wcpd's configuration; serving the self-signed placeholder"
 	case st.TLS.Trusted:
 		c.Reason = "Issued"
 		c.Message = fmt.Sprintf("issued by %s for %s, valid until %s; renewal from %s", st.TLS.Issuer,
@@ -272,14 +389,18 @@ func (p *ACME) ReportFailure(ctx context.Context, row store.Resource, st *v1alph
 		return
 	}
 	now := p.Clock().UTC()
+	var rl *retryLater
 	var we *reconcile.WaitingError
-	if errors.As(err, &we) {
+	switch {
+	case errors.As(err, &rl):
+		err = rl.err
+	case errors.As(err, &we):
 		err = we.Err
 	}
 	st.TLS.LastError, st.TLS.LastErrorTime = err.Error(), &now
-	if f, ok := p.failure(d.Domain); ok {
-		at := f.at.UTC()
-		st.TLS.LastErrorTime = &at
+	if f, ok := p.failure(d.Domain, row); ok {
+		at, next := f.at.UTC(), f.next.UTC()
+		st.TLS.LastErrorTime, st.TLS.Failures, st.TLS.NextRetry = &at, f.count, &next
 	}
 	if st.TLS.Trusted && st.TLS.NotAfter != nil && st.TLS.NotAfter.Sub(now) < expiryStall {
 		st.Conditions = conditions.MarkStalled(st.Conditions, row.Generation, "CertificateExpiring",

@@ -43,6 +43,14 @@ const (
 type Options struct {
 	// EAB makes pebble require external account binding (EABKeyID).
 	EAB bool
+	// Validity is the lifetime of the certificates pebble issues, in
+	// whole seconds (pebble's certificateValidityPeriod); 0: pebble's
+	// default (5 years).
+	Validity time.Duration
+	// DNSServer is the DNS server (host:port) pebble resolves every name
+	// with, for HTTP-01 and DNS-01 alike (ChallTestSrv.DNSAddr); "": the
+	// system's resolver.
+	DNSServer string
 }
 
 // Pebble is a running pebble.
@@ -52,11 +60,12 @@ type Pebble struct {
 	Client *http.Client
 	// CAPEM is the CA of pebble's HTTPS certificate (not of the
 	// certificates pebble issues: see Roots).
-	CAPEM    []byte
-	conf     string
-	stop     func()
-	rootPool *x509.CertPool
-	rootPEM  []byte
+	CAPEM     []byte
+	conf      string
+	dnsServer string
+	stop      func()
+	rootPool  *x509.CertPool
+	rootPEM   []byte
 }
 
 // Start starts pebble on 127.0.0.1:14000 (ACME) and :15000 (management),
@@ -79,12 +88,13 @@ func Start(t testing.TB, opts Options) *Pebble {
 		"httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "",
 		"externalAccountBindingRequired": opts.EAB,
 		"externalAccountMACKeys":         map[string]string{EABKeyID: EABHMACKey},
+		"certificateValidityPeriod":      int64(opts.Validity / time.Second),
 	}}
 	data, err := json.Marshal(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Pebble{conf: filepath.Join(dir, "pebble.json"), CAPEM: caPEM}
+	p := &Pebble{conf: filepath.Join(dir, "pebble.json"), CAPEM: caPEM, dnsServer: opts.DNSServer}
 	if err := os.WriteFile(p.conf, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +110,11 @@ func (p *Pebble) start(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncbuf.Buffer{}
-	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: Bin, Args: []string{"-config", p.conf},
+	args := []string{"-config", p.conf}
+	if p.dnsServer != "" {
+		args = append(args, "-dnsserver", p.dnsServer)
+	}
+	proc, err := cmdrun.Start(ctx, cmdrun.Cmd{Path: Bin, Args: args,
 		// No random 0-15 s sleep before validating; no rejected nonces or
 		// reused authorizations, so every test validates through nginx.
 		Env: []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}}, out)
