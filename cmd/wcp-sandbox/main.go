@@ -1,10 +1,11 @@
 // Command wcp-sandbox runs a command as root in a throwaway sandbox: new
-// mount, network, PID, UTS and IPC namespaces where /etc, /var and /home are
-// private overlays of the host's, /run, /tmp, /srv/www, /var/lib/wcp360 and
-// /var/log are fresh tmpfs, lo is the only network interface and the host
-// name is wcp-sandbox. The demo runs the panel in one.
+// mount, network, PID, UTS, IPC and cgroup namespaces where /etc, /var and
+// /home are private overlays of the host's, /run, /tmp, /srv/www,
+// /var/lib/wcp360 and /var/log are fresh tmpfs, lo is the only network
+// interface, the host name is wcp-sandbox and the cgroups are the
+// sandbox's own. The demo runs the panel in one.
 //
-//	wcp-sandbox [--rootfs DIR] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
+//	wcp-sandbox [--rootfs DIR] [--host-cgroups] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
 //
 // --bind mounts a host file or directory into the sandbox (a directory for a
 // unix socket that the outside uses, say); --host adds a line to the
@@ -12,6 +13,15 @@
 // COMMAND in another system's root filesystem (a debootstrap tree, such as
 // the one hack/trixie-rootfs.sh builds) instead of the host's: its root is
 // an overlay of DIR whose writes vanish with the sandbox.
+//
+// The sandbox gets a cgroup wcp-sandbox-... in every cgroup hierarchy (v1
+// ones below wcp-sandbox's own cgroup, cgroup2 below the root), and
+// /sys/fs/cgroup inside shows those as the roots, laid out as on the host:
+// what COMMAND creates there is below them on the host, with its limits
+// enforced by the kernel, and is removed, with every process left in it,
+// when COMMAND exits (or, when wcp-sandbox itself was killed, by the next
+// wcp-sandbox). --host-cgroups runs COMMAND in wcp-sandbox's own cgroups
+// and the host's cgroup tree instead.
 //
 // The exit status is COMMAND's (128+N when signal N killed it), 125 when the
 // sandbox could not be made, 126/127 when COMMAND could not be run or found,

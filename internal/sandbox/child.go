@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -38,10 +40,16 @@ func Init() (code int, exit bool) {
 		fmt.Fprintf(os.Stderr, "wcp-sandbox: bad %s: %v\n", envSetup, err)
 		return ExitSetupFailed, true
 	}
+	if cfg.Cgroups != nil && !cfg.Cgroups.Entered {
+		err := enterCgroups(cfg) // runs this binary again when it works
+		fmt.Fprintf(os.Stderr, "wcp-sandbox: setup: %v\n", err)
+		return ExitSetupFailed, true
+	}
 	if err := setup(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "wcp-sandbox: setup: %v\n", err)
 		return ExitSetupFailed, true
 	}
+	runtime.UnlockOSThread() // locked in init
 	if len(cfg.Command) > 0 {
 		return supervise(cfg.Command), true
 	}
@@ -66,11 +74,25 @@ var (
 	}
 )
 
+// init locks the sandbox child's main goroutine, which calls Init, to the
+// main thread: the thread that has the parent-death signal, and the one
+// that must enter the cgroup namespace and run the binary again in it
+// (enterCgroups).
+func init() {
+	if _, ok := os.LookupEnv(envSetup); ok {
+		runtime.LockOSThread()
+	}
+}
+
 func setup(cfg childConfig) error {
 	if os.Getpid() != 1 {
 		return errors.New("not PID 1 of a new PID namespace")
 	}
-	for _, n := range namespaceNames {
+	names := namespaceNames
+	if cfg.Cgroups != nil {
+		names = append(slices.Clip(names), "cgroup")
+	}
+	for _, n := range names {
 		link, err := os.Readlink("/proc/self/ns/" + n)
 		if err != nil {
 			return err
@@ -115,6 +137,11 @@ func setup(cfg childConfig) error {
 		}
 	} else if err := mountOverlays(); err != nil {
 		return err
+	}
+	if cfg.Cgroups != nil {
+		if err := mountCgroups(cfg.Cgroups.Layout); err != nil {
+			return err
+		}
 	}
 	logDirs, err := dirTree("/var/log")
 	if err != nil {

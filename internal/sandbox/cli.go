@@ -12,13 +12,21 @@ import (
 	"syscall"
 )
 
-const usage = `usage: wcp-sandbox [--rootfs DIR] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
+const usage = `usage: wcp-sandbox [--rootfs DIR] [--host-cgroups] [--bind SRC:DST[:ro]]... [--host NAME=IP]... [--env KEY=VALUE]... -- COMMAND [ARG]...
 
 Runs COMMAND as root in a new sandbox (private /etc, /var, /home overlays;
 tmpfs /run, /tmp, /srv/www, /var/lib/wcp360, /var/log; only lo; hostname
-wcp-sandbox) and exits with its status. Everything it started is killed
-when COMMAND exits. With --rootfs, the sandbox's root is a private overlay
-of DIR (another system's root filesystem) instead of the host's.
+wcp-sandbox; cgroups of its own) and exits with its status. Everything it
+started is killed when COMMAND exits. With --rootfs, the sandbox's root is
+a private overlay of DIR (another system's root filesystem) instead of the
+host's.
+
+The sandbox gets a new cgroup (wcp-sandbox-...) in every cgroup hierarchy,
+and /sys/fs/cgroup inside shows only those, as roots: the cgroups COMMAND
+creates there are below the sandbox's on the host, with the kernel
+enforcing their limits, and they are removed, with every process left in
+them, when COMMAND exits. --host-cgroups runs it in the host's cgroup tree
+instead.
 `
 
 // RunCLI is the wcp-sandbox command: it parses args (without the program
@@ -61,7 +69,9 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	code, err := p.Wait()
 	if err != nil {
 		fmt.Fprintf(stderr, "wcp-sandbox: %v\n", err)
-		return ExitSetupFailed
+		if !errors.Is(err, ErrCgroupsLeft) {
+			return ExitSetupFailed
+		}
 	}
 	return code
 }
@@ -101,6 +111,7 @@ func parseCLI(args []string) (Options, []string, error) {
 		return nil
 	})
 	fs.StringVar(&opts.RootFS, "rootfs", "", "run in a private overlay of this root filesystem instead of the host's")
+	fs.BoolVar(&opts.HostCgroups, "host-cgroups", false, "run in the host's cgroup tree, without cgroups of the sandbox's own")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, nil, err
 	}

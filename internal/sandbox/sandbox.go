@@ -1,7 +1,7 @@
-// Package sandbox runs a process as root in new mount, network, PID, UTS and
-// IPC namespaces where the host's configuration and state are private, so
-// that tests (and the demo) can create users, write /etc, start nginx or
-// PostgreSQL and leave the host exactly as it was.
+// Package sandbox runs a process as root in new mount, network, PID, UTS,
+// IPC and cgroup namespaces where the host's configuration and state are
+// private, so that tests (and the demo) can create users, write /etc, start
+// nginx or PostgreSQL, make cgroups and leave the host exactly as it was.
 //
 // Inside a sandbox:
 //
@@ -16,27 +16,75 @@
 //   - the only network interface is lo, up, and the hostname is wcp-sandbox;
 //     /etc/hosts maps localhost and wcp-sandbox, plus Options.Hosts;
 //   - Options.Binds are bind mounts from the host, the way to share files
-//     (a unix socket, a directory) with the outside.
+//     (a unix socket, a directory) with the outside;
+//   - the sandbox has cgroups of its own, see below.
 //
 // Everything else — /usr, /root, /opt, /srv outside /srv/www, the working
 // directory — is the host's own filesystem, shared and writable: the sandbox
 // is not a security boundary, it keeps well-behaved code from changing the
-// host. The only change it makes on the host is creating the /srv/www mount
-// point when it is missing.
+// host. The only lasting change it makes on the host is creating the
+// /srv/www mount point when it is missing (and, on cgroup2, enabling
+// controllers, see below).
+//
+// # Cgroups
+//
+// Start makes the sandbox a cgroup of its own, wcp-sandbox-<pid>-<start>-<random>
+// (pid and start time of the starting process), in every mounted cgroup
+// hierarchy:
+//
+//   - in each cgroup v1 hierarchy (/sys/fs/cgroup/memory, cpu, ...,
+//     name=systemd), below the starting process's cgroup, so that the
+//     limits on that one bind the sandbox too;
+//   - in cgroup2 (/sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup
+//     on a pure v2 one), below the root, or the top of the tree this
+//     process sees when that has no processes, because a cgroup with
+//     processes (the starting process's) cannot give its children
+//     controllers; below the starting process's cgroup when neither can be
+//     written. The cpu, io, memory and pids controllers the parent offers
+//     but has off are enabled on it (on a systemd host they are already).
+//     The sandbox's processes run in its child init: inside, the root has
+//     no processes of its own, so it can give controllers to the cgroups
+//     made there (WCP360's cgroup driver enables them on the root).
+//
+// The child joins these first thing, before it runs anything of the
+// caller, enters a new cgroup namespace whose root they are and runs
+// itself again in it (a namespace is a thread's: only a program started
+// anew has it in every thread). Then it mounts the cgroup file systems at
+// /sys/fs/cgroup the way the host has them — a tmpfs with a mount point
+// (and symbolic link) per hierarchy, or cgroup2 alone — also in a RootFS's
+// read-only /sys. Inside, /proc/self/cgroup says / for every v1 hierarchy
+// and /init for cgroup2, and /sys/fs/cgroup shows the sandbox's cgroups as
+// roots: a cgroup made there, /sys/fs/cgroup/memory/wcp360/acme say, is
+// <sandbox's cgroup>/wcp360/acme on the host, where the kernel enforces
+// its limits and keeps its pressure (PSI), and sandboxes running at the
+// same time do not see each other's. systemd-nspawn (and the systemd it
+// boots) works inside.
+//
+// Once the sandbox has exited (or was killed), and before Done is closed
+// and Wait returns, what is left in its cgroups is killed — cgroup.kill on
+// cgroup2, else SIGKILL to every process in them, repeatedly, frozen ones
+// thawed first — and they are removed, deepest first; processes that will
+// not die make Wait return ErrCgroupsLeft. When
+// the starting process itself is killed, nobody removes them: every Start
+// first removes, the same way, the cgroups next to the ones it makes of
+// sandboxes whose starting process is gone, and leaves those of live ones
+// alone. Options.HostCgroups runs a sandbox in the starting process's
+// cgroups and the host's cgroup namespace instead, as before.
 //
 // With Options.RootFS the sandbox runs another system instead: the root is
 // an overlay over that directory (a debootstrap tree, say) whose writes go
 // to a tmpfs, so the directory never changes and the host's filesystem is
 // not visible at all, except through Options.Binds. /dev is a tmpfs with
 // the host's null, zero, full, random, urandom and tty and a private devpts,
-// /sys is read-only, and /proc, the tmpfs mounts, lo, the host name and
-// /etc/hosts are as above. The program must exist in that tree (or be
+// /sys is read-only (but for /sys/fs/cgroup), and /proc, the tmpfs mounts,
+// lo, the host name, /etc/hosts and the cgroups are as above. The program must exist in that tree (or be
 // bound into it): a statically linked binary runs in any of them.
 //
 // The sandbox is started by re-executing the current binary
 // (/proc/self/exe); the child recognises itself by an environment variable
 // and sets the sandbox up before doing anything else. Test binaries do that
-// in Main (see Run); commands call Init first thing in main:
+// in Main (see Run); commands call Init first thing in main, from main's
+// goroutine:
 //
 //	func main() {
 //		if code, exit := sandbox.Init(); exit {
@@ -116,6 +164,11 @@ type Options struct {
 	// instead of the host's (see the package documentation). Bind targets
 	// are then paths in it, and may be created anywhere in it.
 	RootFS string
+	// HostCgroups runs the sandbox in the starting process's cgroups, with
+	// the host's cgroup namespace and cgroup file systems, instead of
+	// cgroups of its own: what it creates there is on the host, next to
+	// every other sandbox's, and stays when it ends.
+	HostCgroups bool
 }
 
 var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
@@ -176,6 +229,9 @@ type childConfig struct {
 	ParentNS map[string]string `json:"parentNS"`
 	// RootFS is Options.RootFS.
 	RootFS string `json:"rootfs,omitempty"`
+	// Cgroups are the sandbox's own cgroups; nil with Options.HostCgroups
+	// or when the host mounts none.
+	Cgroups *cgroupSetup `json:"cgroups,omitempty"`
 }
 
 // namespaces this package creates, by their /proc/self/ns names.
@@ -201,6 +257,10 @@ type Process struct {
 	waitErr error
 	copies  sync.WaitGroup
 	stop    func() // stops the context watcher
+	// cgroups are the sandbox's on the host (nil without), and cgroupsErr
+	// says why they could not all be removed.
+	cgroups    *sandboxCgroups
+	cgroupsErr error
 }
 
 // Start runs the program argv (looked up in PATH inside the sandbox) in a new
@@ -256,18 +316,39 @@ func start(ctx context.Context, opts Options, args, command []string, stdio Stdi
 		}
 		cfg.ParentNS[n] = link
 	}
+	p := &Process{done: make(chan struct{})}
+	if !opts.HostCgroups {
+		cgroups, err := newCgroups()
+		if err != nil {
+			return nil, fmt.Errorf("%w: the sandbox's cgroups (Options.HostCgroups does without): %w", ErrUnavailable, err)
+		}
+		p.cgroups = cgroups
+	}
+	started := false
+	defer func() {
+		if !started && p.cgroups != nil {
+			_ = p.cgroups.remove()
+		}
+	}()
+	if p.cgroups != nil {
+		cfg.Cgroups = p.cgroups.setup
+		link, err := os.Readlink("/proc/self/ns/cgroup")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		cfg.ParentNS["cgroup"] = link
+	}
 	enc, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	env := mergeEnv(os.Environ(), append(opts.Env, envSetup+"="+string(enc)))
 
-	p := &Process{done: make(chan struct{})}
 	files, closeAfterStart, err := p.stdioFiles(stdio)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	started := make(chan error, 1)
+	startErr := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the thread that forked the child ends, not the
 		// process: keep this goroutine on its thread until the child is gone,
@@ -280,15 +361,18 @@ func start(ctx context.Context, opts Options, args, command []string, stdio Stdi
 			Sys:   &syscall.SysProcAttr{Cloneflags: cloneFlags, Pdeathsig: syscall.SIGKILL},
 		})
 		if err != nil {
-			started <- err
+			startErr <- err
 			return
 		}
 		p.proc, p.pid = proc, proc.Pid
-		started <- nil
+		startErr <- nil
 		p.state, p.waitErr = proc.Wait()
+		if p.cgroups != nil {
+			p.cgroupsErr = p.cgroups.remove()
+		}
 		close(p.done)
 	}()
-	err = <-started
+	err = <-startErr
 	for _, f := range closeAfterStart {
 		_ = f.Close()
 	}
@@ -299,6 +383,7 @@ func start(ctx context.Context, opts Options, args, command []string, stdio Stdi
 		}
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
+	started = true
 	watch, stop := context.WithCancel(context.Background())
 	p.stop = stop
 	go func() {
@@ -408,18 +493,22 @@ func (p *Process) stdioFiles(stdio Stdio) (files, childEnds []*os.File, err erro
 func (p *Process) Pid() int { return p.pid }
 
 // Signal sends sig to the sandbox's first process. A sandbox started with
-// Start passes SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 on to its program.
+// Start passes SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 on to its program once
+// that runs; sent while the sandbox is being set up, they may be lost or
+// end it (with status 2).
 func (p *Process) Signal(sig os.Signal) error { return p.proc.Signal(sig) }
 
 // Kill kills the sandbox and everything in it.
 func (p *Process) Kill() error { return p.proc.Kill() }
 
-// Done is closed when the sandbox has exited.
+// Done is closed when the sandbox has exited and its cgroups are removed.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Wait waits until the sandbox has exited and its output is copied, and
-// returns its exit status: the program's, 128+n when a signal n killed it,
-// or one of the Exit* constants.
+// Wait waits until the sandbox has exited, its cgroups are removed and its
+// output is copied, and returns its exit status: the program's, 128+n when
+// a signal n killed it, or one of the Exit* constants. When some of its
+// cgroups could not be removed it returns the exit status and an error
+// wrapping ErrCgroupsLeft.
 func (p *Process) Wait() (int, error) {
 	<-p.done
 	p.copies.Wait()
@@ -427,7 +516,7 @@ func (p *Process) Wait() (int, error) {
 	if p.waitErr != nil {
 		return -1, fmt.Errorf("sandbox: wait: %w", p.waitErr)
 	}
-	return exitStatus(p.state.Sys().(syscall.WaitStatus)), nil
+	return exitStatus(p.state.Sys().(syscall.WaitStatus)), p.cgroupsErr
 }
 
 func exitStatus(ws syscall.WaitStatus) int {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -410,5 +411,73 @@ func TestRunReportsResults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A sandboxed test runs in the sandbox's cgroups, in a cgroup namespace
+// whose root they are: every thread of it, so that what it starts from any
+// goroutine is there too. /proc/self/cgroup shows the root of each v1
+// hierarchy, and cgroup2's init leaf (the root of the inside has no
+// processes of its own, so that it can give controllers to its children).
+func TestCgroupNamespace(t *testing.T) {
+	if sandbox.Run(t) {
+		return
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mounts), " - cgroup") {
+		sandbox.Unavailable(t, "no cgroup file system is mounted")
+	}
+	v2 := strings.Contains(string(mounts), " - cgroup2 ")
+	check := func(what, procCgroup string) {
+		t.Helper()
+		for line := range strings.Lines(procCgroup) {
+			f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+			want := "/"
+			if f[1] == "" && v2 {
+				want = "/init"
+			}
+			if len(f) != 3 || f[2] != want {
+				t.Errorf("%s: %q, want the cgroup %s", what, line, want)
+			}
+		}
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("this process", string(self))
+	outs := make(chan string, 8)
+	for range cap(outs) {
+		go func() {
+			runtime.LockOSThread() // each on a thread of its own
+			out, err := cmdrun.Run(context.Background(), cmdrun.Cmd{Path: "cat", Args: []string{"/proc/self/cgroup"}})
+			if err != nil {
+				out = []byte(err.Error())
+			}
+			outs <- string(out)
+		}()
+	}
+	for range cap(outs) {
+		check("cat, started from another thread", <-outs)
+	}
+	ns, err := os.Readlink("/proc/self/ns/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := filepath.Glob("/proc/self/task/*/ns/cgroup")
+	if err != nil || len(tasks) < 2 {
+		t.Fatalf("threads: %v, %v", tasks, err)
+	}
+	for _, task := range tasks {
+		got, err := os.Readlink(task)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread ended
+		}
+		if err != nil || got != ns {
+			t.Errorf("%s: %s, %v; want the process's %s", task, got, err, ns)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,7 @@ func TestParseCLI(t *testing.T) {
 				Env:   []string{"A=1"},
 			}, []string{"wcpd", "--serve"}, false},
 		{"rootfs", []string{"--rootfs", "/srv/trixie", "--", "/bin/sh"}, Options{RootFS: "/srv/trixie"}, []string{"/bin/sh"}, false},
+		{"host cgroups", []string{"--host-cgroups", "--", "true"}, Options{HostCgroups: true}, []string{"true"}, false},
 		{"no command", []string{"--host", "a=10.0.0.1"}, Options{}, nil, true},
 		{"bad bind", []string{"--bind", "/a", "--", "true"}, Options{}, nil, true},
 		{"bad bind mode", []string{"--bind", "/a:/b:rw", "--", "true"}, Options{}, nil, true},
@@ -135,6 +137,24 @@ func TestParseCLI(t *testing.T) {
 				t.Errorf("argv (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// waitProgram waits until the sandbox p runs its program: its PID 1 has a
+// child.
+func waitProgram(t *testing.T, p *Process) {
+	t.Helper()
+	for i := 0; ; i++ {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p.Pid()))
+		for _, f := range tasks {
+			if b, _ := os.ReadFile(f); len(b) > 0 {
+				return
+			}
+		}
+		if i == 2000 {
+			t.Fatal("the sandbox did not start its program in 20 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -184,7 +204,7 @@ func TestSignalsAndCancel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // let the supervisor start sleep
+		waitProgram(t, p) // a signal sent while the sandbox is set up may be lost
 		if err := p.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
