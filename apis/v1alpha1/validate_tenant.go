@@ -148,11 +148,13 @@ func validateLimits(p Path, l *TenantLimits) ErrorList {
 	}
 	errs = appendErr(errs, checkInt(p.Child("pids"), l.Pids, 16, 4194304, true))
 	io := p.Child("io")
-	_, e3 := checkQuantity(io.Child("readBPS"), l.IO.ReadBPS, 0, 100*GiB, false)
-	_, e4 := checkQuantity(io.Child("writeBPS"), l.IO.WriteBPS, 0, 100*GiB, false)
+	// The kernel's throttle refuses 1 (and 0 means no limit here): a
+	// limit below 1Ki per second or 10 IOPS would stop a site anyway.
+	_, e3 := checkQuantity(io.Child("readBPS"), l.IO.ReadBPS, KiB, 100*GiB, true)
+	_, e4 := checkQuantity(io.Child("writeBPS"), l.IO.WriteBPS, KiB, 100*GiB, true)
 	errs = appendErr(errs, e3, e4,
-		checkInt(io.Child("readIOPS"), l.IO.ReadIOPS, 0, 10_000_000, false),
-		checkInt(io.Child("writeIOPS"), l.IO.WriteIOPS, 0, 10_000_000, false))
+		checkInt(io.Child("readIOPS"), l.IO.ReadIOPS, 10, 10_000_000, true),
+		checkInt(io.Child("writeIOPS"), l.IO.WriteIOPS, 10, 10_000_000, true))
 	disk := p.Child("disk")
 	_, e5 := checkQuantity(disk.Child("bytes"), l.Disk.Bytes, MiB, PiB, true)
 	return appendErr(errs, e5, checkInt(disk.Child("inodes"), l.Disk.Inodes, 100, 1<<32, true))

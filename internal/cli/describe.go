@@ -86,6 +86,7 @@ func (a *app) writeDescription(w io.Writer, d description) error {
 	}
 	for _, section := range []func(io.Writer) error{
 		func(w io.Writer) error { return a.writeConditions(w, d.obj.GetStatus()) },
+		func(w io.Writer) error { return a.writeKindStatus(w, d.obj) },
 		func(w io.Writer) error { return a.writeDrift(w, d.obj.GetStatus().Drift) },
 		func(w io.Writer) error { return writeLive(w, d.live, d.liveErr) },
 		func(w io.Writer) error { return a.writeRevisions(w, d.revisions, d.revErr) },

@@ -81,7 +81,7 @@ func TestDescribeShowsTheHostLive(t *testing.T) {
 			titles = append(titles, l)
 		}
 	}
-	if diff := cmp.Diff([]string{"Spec:", "Conditions:", "Drift:", "Host (live):", "Revisions:", "Events:"}, titles); diff != "" {
+	if diff := cmp.Diff([]string{"Spec:", "Conditions:", "Resources:", "Drift:", "Host (live):", "Revisions:", "Events:"}, titles); diff != "" {
 		t.Errorf("describe sections (-want +got):\n%s", diff)
 	}
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wcp360/wcp360/internal/host/cgroup"
+	"github.com/wcp360/wcp360/internal/host/isolation"
 	"github.com/wcp360/wcp360/internal/host/nginx"
 	"github.com/wcp360/wcp360/internal/host/phpfpm"
 	tenanthost "github.com/wcp360/wcp360/internal/host/tenant"
@@ -34,6 +36,9 @@ type daemonMetrics struct {
 	nginx       *nginx.Manager
 	php         *phpfpm.Manager
 	accounts    *tenanthost.Step
+	limits      *isolation.Cgroups
+	quota       *isolation.Quota
+	pressure    *isolation.Pressure
 	controllers []*reconcile.Controller
 	reconciles  map[string]*controllerMetrics // by controller name
 	names       []string                      // controller names, in order
@@ -53,6 +58,14 @@ func (m *daemonMetrics) setHost(web *nginx.Manager, php *phpfpm.Manager, account
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.nginx, m.php, m.accounts = web, php, accounts
+}
+
+// setIsolation names the steps whose tenants' usage and pressure are
+// reported.
+func (m *daemonMetrics) setIsolation(limits *isolation.Cgroups, quota *isolation.Quota, pressure *isolation.Pressure) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.limits, m.quota, m.pressure = limits, quota, pressure
 }
 
 // addController adds a controller whose queue length is reported.
@@ -96,6 +109,7 @@ func (m *daemonMetrics) write(out io.Writer) error {
 	w := metrics.NewWriter(out)
 	m.mu.Lock()
 	web, php, accounts, ctrls, names := m.nginx, m.php, m.accounts, slices.Clone(m.controllers), slices.Clone(m.names)
+	limits, quota, pressure := m.limits, m.quota, m.pressure
 	results := map[string]map[string]uint64{}
 	durations := map[string]*metrics.Histogram{}
 	for n, c := range m.reconciles {
@@ -144,6 +158,7 @@ func (m *daemonMetrics) write(out io.Writer) error {
 		w.Header("wcp360_account_applies_total", metrics.TypeCounter, "Tenant account applies carried by those batches.")
 		w.Sample("wcp360_account_applies_total", float64(st.Applies))
 	}
+	writeIsolation(w, limits, quota, pressure)
 	w.Header("wcp360_reconciles_total", metrics.TypeCounter,
 		"Reconciles per controller and result (success, waiting, error, stalled).")
 	for _, n := range names {
@@ -160,4 +175,102 @@ func (m *daemonMetrics) write(out io.Writer) error {
 		w.Sample("wcp360_reconcile_queue_length", float64(c.QueueLen()), "controller", c.Name())
 	}
 	return w.Flush()
+}
+
+// writeIsolation writes the host's pressure, and each tenant's usage and
+// pressure as its cgroup counts them now.
+func writeIsolation(w *metrics.Writer, limits *isolation.Cgroups, quota *isolation.Quota, pressure *isolation.Pressure) {
+	if hp, err := cgroup.HostPressure("/proc"); err == nil {
+		w.Header("wcp360_host_pressure_avg10", metrics.TypeGauge, "Share of the last 10 s (percent) some or all tasks of the host stalled on the resource (PSI).")
+		eachPSI(hp, func(res, kind string, l cgroup.PSILine) {
+			w.Sample("wcp360_host_pressure_avg10", l.Avg10, "resource", res, "kind", kind)
+		})
+		w.Header("wcp360_host_pressure_stall_seconds_total", metrics.TypeCounter, "Time some or all tasks of the host stalled on the resource (PSI total).")
+		eachPSI(hp, func(res, kind string, l cgroup.PSILine) {
+			w.Sample("wcp360_host_pressure_stall_seconds_total", l.Total.Seconds(), "resource", res, "kind", kind)
+		})
+	}
+	if pressure != nil {
+		st := pressure.Stalls()
+		w.Header("wcp360_pressure_stall_events_total", metrics.TypeCounter, "PressureStall events recorded on tenants, per resource.")
+		for _, r := range []cgroup.Resource{cgroup.CPU, cgroup.Memory, cgroup.IO} {
+			w.Sample("wcp360_pressure_stall_events_total", float64(st[r]), "resource", string(r))
+		}
+	}
+	if limits == nil {
+		return
+	}
+	type reading struct {
+		tenant string
+		u      cgroup.Usage
+		p      *cgroup.Pressure
+	}
+	var rs []reading
+	for _, t := range limits.Tenants() {
+		u, err := limits.Driver.Usage(t)
+		if err != nil {
+			continue
+		}
+		r := reading{tenant: t, u: u}
+		if p, err := limits.Driver.Pressure(t); err == nil {
+			r.p = &p
+		}
+		rs = append(rs, r)
+	}
+	for _, g := range []struct {
+		name, typ, help string
+		v               func(cgroup.Usage) float64
+	}{
+		{"wcp360_tenant_memory_bytes", metrics.TypeGauge, "Memory the tenant's cgroup uses.", func(u cgroup.Usage) float64 { return float64(u.MemoryCurrent) }},
+		{"wcp360_tenant_cpu_seconds_total", metrics.TypeCounter, "CPU time the tenant's cgroup used.", func(u cgroup.Usage) float64 { return u.CPU.Seconds() }},
+		{"wcp360_tenant_pids", metrics.TypeGauge, "Tasks in the tenant's cgroup.", func(u cgroup.Usage) float64 { return float64(u.Pids) }},
+		{"wcp360_tenant_oom_kills_total", metrics.TypeCounter, "Processes of the tenant killed at its memoryMax.", func(u cgroup.Usage) float64 { return float64(u.OOMKills) }},
+		{"wcp360_tenant_cpu_throttled_periods_total", metrics.TypeCounter, "CPU periods in which the tenant's cpu limit throttled it.", func(u cgroup.Usage) float64 { return float64(u.Throttled) }},
+	} {
+		w.Header(g.name, g.typ, g.help)
+		for _, r := range rs {
+			w.Sample(g.name, g.v(r.u), "tenant", r.tenant)
+		}
+	}
+	w.Header("wcp360_tenant_pressure_avg10", metrics.TypeGauge, "Share of the last 10 s (percent) some or all of the tenant's tasks stalled on the resource (PSI).")
+	for _, r := range rs {
+		if r.p != nil {
+			eachPSI(*r.p, func(res, kind string, l cgroup.PSILine) {
+				w.Sample("wcp360_tenant_pressure_avg10", l.Avg10, "tenant", r.tenant, "resource", res, "kind", kind)
+			})
+		}
+	}
+	w.Header("wcp360_tenant_pressure_stall_seconds_total", metrics.TypeCounter, "Time some or all of the tenant's tasks stalled on the resource (PSI total).")
+	for _, r := range rs {
+		if r.p != nil {
+			eachPSI(*r.p, func(res, kind string, l cgroup.PSILine) {
+				w.Sample("wcp360_tenant_pressure_stall_seconds_total", l.Total.Seconds(), "tenant", r.tenant, "resource", res, "kind", kind)
+			})
+		}
+	}
+	if quota != nil {
+		du := quota.Usage()
+		w.Header("wcp360_tenant_disk_used_bytes", metrics.TypeGauge, "Bytes the tenant's project quota counts on its home.")
+		for _, t := range slices.Sorted(maps.Keys(du)) {
+			w.Sample("wcp360_tenant_disk_used_bytes", float64(du[t].Bytes), "tenant", t)
+		}
+		w.Header("wcp360_tenant_disk_used_inodes", metrics.TypeGauge, "Inodes the tenant's project quota counts on its home.")
+		for _, t := range slices.Sorted(maps.Keys(du)) {
+			w.Sample("wcp360_tenant_disk_used_inodes", float64(du[t].Inodes), "tenant", t)
+		}
+	}
+}
+
+// eachPSI calls f for every line of p: some of cpu, memory, io, and full
+// where the kernel keeps it.
+func eachPSI(p cgroup.Pressure, f func(resource, kind string, l cgroup.PSILine)) {
+	for _, r := range []struct {
+		name string
+		psi  cgroup.PSI
+	}{{"cpu", p.CPU}, {"memory", p.Memory}, {"io", p.IO}} {
+		f(r.name, "some", r.psi.Some)
+		if r.psi.Full != nil {
+			f(r.name, "full", *r.psi.Full)
+		}
+	}
 }

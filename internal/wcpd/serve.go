@@ -25,7 +25,9 @@ import (
 	"github.com/wcp360/wcp360/internal/auth/token"
 	"github.com/wcp360/wcp360/internal/config"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/host/cgroup"
 	"github.com/wcp360/wcp360/internal/host/domain"
+	"github.com/wcp360/wcp360/internal/host/isolation"
 	"github.com/wcp360/wcp360/internal/host/nginx"
 	"github.com/wcp360/wcp360/internal/host/phpfpm"
 	"github.com/wcp360/wcp360/internal/host/snapshot"
@@ -61,6 +63,9 @@ type daemonState struct {
 	log   *slog.Logger
 	mgr   *reconcile.Manager
 	fpm   *phpfpm.Manager // closed at exit; its masters keep running
+	// cgroups enforces the tenants' limits; pressure watches them.
+	cgroups  cgroup.Driver
+	pressure *isolation.Pressure
 	// metrics is what GET /metrics reports.
 	metrics *daemonMetrics
 	// pam checks passwords; its transactions finish before wcpd exits.
@@ -267,10 +272,14 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 	if err != nil {
 		return nil, err
 	}
+	limits, quota, err := d.isolationSteps(st)
+	if err != nil {
+		return nil, err
+	}
 	fpm, err := phpfpm.New(phpfpm.Options{
 		RunDir: filepath.Join(cfg.Paths.RunDir, "php"), ConfDir: filepath.Join(cfg.Paths.ConfigDir, "php-fpm"),
 		BinDir: cfg.Web.PHPBinDir, Snapshots: snaps, WebGroup: cfg.Web.WebUser, Clock: time.Now, Logger: d.log,
-		IdleStop: cfg.Web.PHPIdleStop,
+		IdleStop: cfg.Web.PHPIdleStop, Runner: phpRunner(d.cgroups), StartIn: d.cgroups.StartIn,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("php-fpm: %w", err)
@@ -290,6 +299,7 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	d.metrics.setHost(web, fpm, account)
+	d.metrics.setIsolation(limits, quota, d.pressure)
 	// A host whose nginx cannot start still serves the API; its domains
 	// say why they are not served.
 	if err := web.EnsureRunning(context.Background()); err != nil {
@@ -303,7 +313,8 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 		return nil, fmt.Errorf("acme: %w", err)
 	}
 	return map[v1alpha1.Kind][]controllers.Step{
-		v1alpha1.KindTenant: {account},
+		// The limits before the quota: both report into status.resources.
+		v1alpha1.KindTenant: {account, limits, quota},
 		v1alpha1.KindDomain: {
 			&domain.DocRoot{Store: st}, tls, php, vhost,
 			// After the vhost: HTTP-01 goes through the domain's site.
@@ -418,6 +429,9 @@ func (d *daemonState) shutdown(srv *http.Server, stopMgr context.CancelFunc, mgr
 		}
 	case <-time.After(cfg.Controllers.ShutdownTimeout + 5*time.Second):
 		errs = append(errs, errors.New("controllers did not stop by their shutdown deadline"))
+	}
+	if d.pressure != nil {
+		d.pressure.Close()
 	}
 	if d.fpm != nil {
 		if err := d.fpm.Close(); err != nil {
