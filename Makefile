@@ -40,7 +40,7 @@ lint: deps $(BIN)/golangci-lint
 
 # Benchmarks: figures, not pass/fail. See docs/benchmarks.md. They create
 # thousands of Linux users, so they run inside a sandbox.
-BENCHES := Apply1000Tenants1000Domains Apply1000PHPTenants RSS10000Resources Converge1000Tenants NoopResync1000Tenants ApplyToPage
+BENCHES := Apply1000Tenants1000Domains Apply1000PHPTenants RSS10000Resources Converge1000Tenants NoopResync1000Tenants ApplyToPage ApplyToHTTPS NoisyNeighbour
 bench: build
 	@rm -f bench.out
 	@# Each end-to-end benchmark gets a fresh sandbox: an empty host.
@@ -58,6 +58,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzQuantity$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
 	$(GO) test -run '^$$' -fuzz '^FuzzYAMLStrings$$' -fuzztime $(FUZZTIME) ./apis/v1alpha1/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME) ./internal/host/acme/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/host/users/
 	$(GO) test -run '^$$' -fuzz '^FuzzAddUser$$' -fuzztime $(FUZZTIME) ./internal/host/users/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) ./internal/reconcile/
@@ -71,6 +72,9 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCPUMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIOMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseV1Throttle$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseProcCgroup$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./internal/host/quota/
 
 demo: build
 	./hack/demo.sh

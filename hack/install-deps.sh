@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # for the kernel tests in a VM (internal/testutil/vm; the kernel itself is
 # fetched, not installed, by hack/vm-kernel.sh).
 PACKAGES=(postgresql postgresql-client gcc libc6-dev make git ca-certificates procps passwd login util-linux iproute2
-	nginx php-fpm php-cli curl libpam0g-dev qemu-system-x86 xfsprogs e2fsprogs pebble)
+	nginx php-fpm php-cli curl libpam0g-dev qemu-system-x86 xfsprogs e2fsprogs pebble openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

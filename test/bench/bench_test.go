@@ -68,19 +68,34 @@ func buildWcpd(tb testing.TB) string {
 	return out
 }
 
+// noACME is the acme section without a CA: acme domains serve the
+// self-signed placeholder.
+const noACME = "acme:\n  directory: \"\"\n"
+
 func startWcpd(tb testing.TB, workers int) *wcpd {
+	tb.Helper()
+	return startWcpdWith(tb, workers, noACME)
+}
+
+// startWcpdWith starts wcpd with the given acme section.
+func startWcpdWith(tb testing.TB, workers int, acme string) *wcpd {
 	tb.Helper()
 	bin := buildWcpd(tb)
 	dir := tb.TempDir()
+	// The state dir holds the ACME challenges nginx (www-data) serves, as
+	// /var/lib/wcp360 does: traversable by all.
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o755); err != nil { //nolint:gosec // as /var/lib/wcp360
+			tb.Fatal(err)
+		}
+	}
 	socket := filepath.Join(dir, "wcpd.sock")
 	cfg := filepath.Join(dir, "wcpd.yaml")
 	body := fmt.Sprintf("node: bench\ndatabase:\n  url: %q\n  maxConns: 20\napi:\n  socket: %s\npaths:\n  runDir: %s\n  stateDir: %s\n"+
-		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: %s\n"+
-		// No CA: acme domains serve the self-signed placeholder.
-		"acme:\n  directory: \"\"\n",
+		"controllers:\n  workers: %d\n  rateLimit: 10000\n  rateBurst: 10000\nlog:\n  level: %s\n%s",
 		// runDir is the sandbox's /run: nginx (www-data) must reach the PHP
 		// sockets in it, which it cannot through a 0700 temporary directory.
-		pgtest.New(tb), socket, "/run/wcp360", dir, workers, logLevel())
+		pgtest.New(tb), socket, "/run/wcp360", dir, workers, logLevel(), acme)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}

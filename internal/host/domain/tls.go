@@ -46,8 +46,10 @@ func (p *TLS) ConditionType() string { return "TLS" }
 type Files struct {
 	CertFile, KeyFile string
 	Trusted           bool
-	// Fingerprint names the certificate in place (mode acme: a renewal
-	// lands at the same paths, and the site file must change to reload).
+	// Fingerprint names the certificate in place, in every mode: a new
+	// certificate lands at the same paths (an ACME renewal, a provided
+	// certificate replaced, a placeholder made again), and the site file
+	// must change for nginx to reload and serve it. "" while there is none.
 	Fingerprint string
 }
 
@@ -61,13 +63,26 @@ func (p *TLS) FilesFor(d Desired) *Files {
 		return nil
 	case v1alpha1.TLSProvided:
 		f.Trusted = true
+		f.Fingerprint = p.fingerprint(d.Domain)
 	case v1alpha1.TLSACME:
 		if c, err := p.current(d.Domain); err == nil {
 			f.Trusted, f.Fingerprint = c.issued(), c.fingerprint
 		}
 	case v1alpha1.TLSSelfSigned:
+		f.Fingerprint = p.fingerprint(d.Domain)
 	}
 	return f
+}
+
+// fingerprint is the SHA-256 of the domain's chain file, hex; "" when it
+// cannot be read (the TLS part reports that).
+func (p *TLS) fingerprint(domain string) string {
+	b, err := os.ReadFile(p.certPath(domain))
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // onDisk is the certificate in place for a domain.
@@ -129,10 +144,11 @@ func (p *TLS) Observe(ctx context.Context, row store.Resource) ([]host.Differenc
 	cert, err := parseCert(certPEM, keyPEM)
 	if err == nil && d.Spec.TLS.Mode == v1alpha1.TLSACME && !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
 		// The CA's certificate: the ACME part renews it (for new names
-		// too); it stays in place until it has expired.
+		// too); it stays in place until it has expired. Expiry is work that
+		// falls due with time, not drift.
 		if p.Clock().After(cert.NotAfter) {
 			return []host.Difference{{Field: "certificate", Want: "a valid certificate (the placeholder until the CA issues one)",
-				Have: "the CA's, expired on " + cert.NotAfter.Format(time.DateOnly)}}, nil
+				Have: "the CA's, expired on " + cert.NotAfter.Format(time.DateOnly), Due: true}}, nil
 		}
 		return nil, nil
 	}
@@ -143,7 +159,7 @@ func (p *TLS) Observe(ctx context.Context, row store.Resource) ([]host.Differenc
 		return []host.Difference{{Field: "certificate names", Want: fmt.Sprint(d.ServerNames), Have: fmt.Sprint(cert.DNSNames)}}, nil
 	case cert.NotAfter.Before(p.Clock().Add(selfSignedRenewBefore)):
 		return []host.Difference{{Field: "certificate expiry", Want: "after " + p.Clock().Add(selfSignedRenewBefore).Format(time.DateOnly),
-			Have: cert.NotAfter.Format(time.DateOnly)}}, nil
+			Have: cert.NotAfter.Format(time.DateOnly), Due: true}}, nil
 	}
 	return nil, nil
 }

@@ -59,13 +59,36 @@ func (p *Vhost) Site(d Desired) nginx.Site {
 	return s
 }
 
-// Observe compares the site file with the rendered site.
+// Observe compares the site file with the rendered site. The site names
+// the certificate in place (its fingerprint): when the TLS part, which
+// comes first, is about to write another, the site changes after it, so
+// the part has work too, and its Apply then renders the new fingerprint
+// and nginx reloads to serve the new certificate.
 func (p *Vhost) Observe(ctx context.Context, row store.Resource) ([]host.Difference, error) {
 	d, err := Resolve(ctx, p.Store, row)
 	if err != nil {
 		return nil, err
 	}
-	return p.Nginx.Observe(ctx, p.Site(d))
+	ds, err := p.Nginx.Observe(ctx, p.Site(d))
+	if err != nil || len(ds) > 0 {
+		return ds, err
+	}
+	tds, err := p.TLS.Observe(ctx, row)
+	if err != nil || len(tds) == 0 {
+		return nil, err
+	}
+	return []host.Difference{{Field: "served certificate", Want: "the certificate the TLS part writes",
+		Have: "the one in place", Due: allDue(tds)}}, nil
+}
+
+// allDue reports whether every difference is work that fell due.
+func allDue(ds []host.Difference) bool {
+	for _, d := range ds {
+		if !d.Due {
+			return false
+		}
+	}
+	return true
 }
 
 // Apply writes the site and waits until nginx serves it. A site nginx -t
