@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,20 +20,19 @@ import (
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/host"
-	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/nspawn"
 	"github.com/wcp360/wcp360/internal/testutil/syncbuf"
 )
 
 // TestSystemd runs the Systemd driver against a real systemd (Debian 12's
 // 252): neither our machines nor CI boot with systemd, so the test boots
-// one, as phpfpm's TestSystemd does. On the host it builds (once, cached)
-// the Debian 12 rootfs of hack/systemd-rootfs.sh, builds this package's
-// tests statically, boots the rootfs with systemd-nspawn
-// (--volatile=overlay, --private-network) and runs the binary in the
-// container's namespaces (nsenter), where TestSystemd runs
-// testSystemdInContainer. It boots twice: as nspawn picks the cgroup
-// layout from the host's (on a hybrid host: hybrid, the v1 controllers
-// mounted read-only in the container), and with
+// one, as phpfpm's TestSystemd does (package nspawn): on the host it
+// builds (once, cached) the Debian 12 rootfs of hack/systemd-rootfs.sh,
+// builds this package's tests statically, boots the rootfs with
+// systemd-nspawn and runs the binary in the container's namespaces, where
+// TestSystemd runs testSystemdInContainer. It boots twice: as nspawn picks
+// the cgroup layout from the host's (on a hybrid host: hybrid, the v1
+// controllers mounted read-only in the container), and with
 // SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 (cgroup2 only, with whatever
 // controllers the host delegates: none on a hybrid host).
 //
@@ -49,62 +46,7 @@ func TestSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: boots systemd containers (and builds their rootfs, once)")
 	}
-	required := os.Getenv("CI") != "" || os.Getenv(sandbox.EnvRequire) == "1"
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if required {
-			t.Fatalf("CI or %s=1 is set, and "+format, append([]any{sandbox.EnvRequire}, args...)...)
-		}
-		t.Skipf(format, args...)
-	}
-	switch {
-	case runtime.GOOS != "linux":
-		missing("systemd-nspawn needs Linux")
-	case os.Geteuid() != 0:
-		missing("booting a systemd container needs root")
-	}
-	timed := func(t *testing.T, what string, start time.Time) {
-		t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond))
-	}
-
-	start := time.Now()
-	var env []string // where the rootfs is cached and fetched from, when set
-	for _, k := range []string{"WCP_ROOTFS_CACHE", "WCP_DEBIAN_MIRROR", "http_proxy", "https_proxy"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "../../../hack/systemd-rootfs.sh", Env: env, Timeout: 15 * time.Minute})
-	if err != nil {
-		missing("no systemd rootfs (hack/systemd-rootfs.sh): %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	rootfs := lines[len(lines)-1]
-	if !filepath.IsAbs(rootfs) {
-		t.Fatalf("hack/systemd-rootfs.sh printed %q, not a path", rootfs)
-	}
-	timed(t, "rootfs "+rootfs, start)
-	nspawn, err := cmdrun.LookPath("systemd-nspawn", "/usr/bin")
-	if err != nil {
-		missing("%v (hack/systemd-rootfs.sh installs it)", err)
-	}
-	nsenter, err := cmdrun.LookPath("nsenter", "/usr/bin")
-	if err != nil {
-		missing("%v (util-linux)", err)
-	}
-
-	// This package's tests, statically linked: they run in any rootfs.
-	start = time.Now()
-	bin := t.TempDir()
-	goTool, err := cmdrun.LookPath("go", "/usr/local/go/bin")
-	if err != nil {
-		missing("%v", err)
-	}
-	if _, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: goTool, Args: []string{"test", "-c", "-o", filepath.Join(bin, "cgroup.test"), "."},
-		Env: append(os.Environ(), "CGO_ENABLED=0"), Timeout: 5 * time.Minute}); err != nil {
-		t.Fatalf("build the test binary: %v", err)
-	}
-	timed(t, "static test binary", start)
+	h := nspawn.Prepare(t, "cgroup")
 
 	for _, layout := range []struct {
 		name string
@@ -115,189 +57,14 @@ func TestSystemd(t *testing.T) {
 	} {
 		t.Run(layout.name, func(t *testing.T) {
 			t.Parallel()
-			start := time.Now()
-			leader := sdBootContainer(t, nspawn, nsenter, rootfs, bin, layout.name, layout.env)
-			timed(t, "boot", start)
-			start = time.Now()
-			out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: nsenter,
-				Args: []string{"-t", strconv.Itoa(leader), "-a", "--", "/wcp360-test/cgroup.test",
-					"-test.run", "^TestSystemd$", "-test.v", "-test.count=1", "-test.timeout=4m"},
-				Env: []string{sdInnerEnv + "=1"}, Timeout: 5 * time.Minute})
-			timed(t, "test in the container", start)
-			t.Logf("in the container:\n%s", sdIndent(string(out)))
-			if err != nil {
-				t.Fatalf("the test in the container failed: %v", err)
-			}
+			leader := h.Boot(t, nspawn.Options{Name: fmt.Sprintf("wcp-cgroup-%s-%d", layout.name, os.Getpid()), Env: layout.env})
+			h.RunTest(t, leader, "TestSystemd", []string{sdInnerEnv + "=1"})
 		})
 	}
 }
 
 // sdInnerEnv tells the test binary that it runs in the container.
 const sdInnerEnv = "WCP_CGROUP_SYSTEMD_INNER"
-
-func sdIndent(s string) string {
-	return "\t" + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n\t")
-}
-
-// sdBootContainer boots rootfs with systemd-nspawn (env added to its
-// environment), bin bound read-only at /wcp360-test, and returns the
-// container's PID 1 (as the host sees it) once systemd has finished
-// booting. Cleanup powers it off. As in phpfpm's test, nspawn runs in
-// cgroups of its own, made here and removed afterwards.
-func sdBootContainer(t *testing.T, nspawn, nsenter, rootfs, bin, layout string, env []string) int {
-	t.Helper()
-	name := fmt.Sprintf("wcp-cgroup-%s-%d", layout, os.Getpid())
-	cgroups := sdOwnCgroups(t, name)
-	console := filepath.Join(t.TempDir(), "console.log")
-	logf, err := os.Create(console)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = logf.Close() })
-	args := append([]string{"-c", `while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"`, "sh"},
-		cgroups...)
-	args = append(args, "--", nspawn, "--quiet", "--directory", rootfs, "--boot", "--volatile=overlay",
-		"--register=no", "--keep-unit", "--private-network", "--machine", name, "--link-journal=no",
-		"--resolv-conf=off", "--timezone=off", "--console=read-only", "--bind-ro="+bin+":/wcp360-test")
-	p, err := cmdrun.Start(context.WithoutCancel(t.Context()), cmdrun.Cmd{Path: "/bin/sh", Args: args, Env: env}, logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	consoleTail := func() string {
-		b, _ := os.ReadFile(console)
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
-		}
-		return sdIndent(string(b))
-	}
-	t.Cleanup(func() {
-		// SIGTERM: nspawn asks the container's systemd to power off.
-		_ = p.Signal(syscall.SIGTERM)
-		select {
-		case <-p.Done():
-		case <-time.After(30 * time.Second):
-			t.Errorf("the container did not power off in 30 s; killing it")
-			_ = p.Signal(syscall.SIGKILL)
-			<-p.Done()
-		}
-		sdRemoveCgroups(t, cgroups)
-	})
-
-	// PID 1 of the container is nspawn's child running systemd.
-	leader := 0
-	deadline := time.Now().Add(30 * time.Second)
-	for leader == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no systemd in the container after 30 s; console:\n%s", consoleTail())
-		}
-		select {
-		case <-p.Done():
-			t.Fatalf("systemd-nspawn exited (%d); console:\n%s", p.ExitCode(), consoleTail())
-		case <-time.After(20 * time.Millisecond):
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
-		for f := range strings.FieldsSeq(string(b)) {
-			if comm, _ := os.ReadFile("/proc/" + f + "/comm"); strings.TrimSpace(string(comm)) == "systemd" {
-				leader, _ = strconv.Atoi(f)
-			}
-		}
-	}
-	for {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/systemd/private", leader)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no /run/systemd/private in the container after 30 s; console:\n%s", consoleTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: nsenter,
-		Args: []string{"-t", strconv.Itoa(leader), "-a", "--", "systemctl", "is-system-running", "--wait"}, Timeout: time.Minute})
-	if state := strings.TrimSpace(string(out)); state != "running" && state != "degraded" {
-		t.Fatalf("the container's systemd: %q, %v; console:\n%s", state, err, consoleTail())
-	}
-	return leader
-}
-
-// sdOwnCgroups makes a cgroup named name below the current one in each
-// hierarchy nspawn uses (the cgroup2 one, and name=systemd on a hybrid
-// host) and returns their directories.
-func sdOwnCgroups(t *testing.T, name string) []string {
-	t.Helper()
-	self, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := map[string]string{} // "" (cgroup2) or "name=systemd" → path
-	for line := range strings.Lines(string(self)) {
-		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(f) == 3 && (f[1] == "" || f[1] == "name=systemd") {
-			paths[f[1]] = f[2]
-		}
-	}
-	mounts, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mounts.Close()
-	var dirs []string
-	sc := bufio.NewScanner(mounts)
-	for sc.Scan() {
-		// id parent dev root mountpoint opts ... - fstype source superopts
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 3 {
-			continue
-		}
-		var hier string
-		switch {
-		case g[0] == "cgroup2":
-		case g[0] == "cgroup" && slices.Contains(strings.Split(g[2], ","), "name=systemd"):
-			hier = "name=systemd"
-		default:
-			continue
-		}
-		if path, ok := paths[hier]; ok && f[3] == "/" {
-			dir := filepath.Join(f[4], path, name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			dirs = append(dirs, dir)
-		}
-	}
-	if len(dirs) == 0 {
-		t.Fatal("no cgroup hierarchy found for systemd-nspawn")
-	}
-	return dirs
-}
-
-// sdRemoveCgroups removes the cgroups (and what nspawn made below them),
-// deepest first, once their processes are gone.
-func sdRemoveCgroups(t *testing.T, dirs []string) {
-	t.Helper()
-	for _, dir := range dirs {
-		var all []string
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				all = append(all, p)
-			}
-			return nil
-		})
-		slices.Reverse(all)
-		for _, d := range all {
-			var err error
-			for range 100 {
-				if err = os.Remove(d); err == nil || errors.Is(err, fs.ErrNotExist) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond) // EBUSY: processes still exiting
-			}
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("cgroup %s left behind: %v", d, err)
-			}
-		}
-	}
-}
 
 // The tenant of the test in the container: a '-' in its name is escaped in
 // the slice's.

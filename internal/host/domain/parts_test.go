@@ -151,6 +151,18 @@ func TestTLSSelfSignedAndProvided(t *testing.T) {
 	if _, err := p.Apply(ctx, row, nil); !reconcile.IsTerminal(err) || !strings.Contains(err.Error(), "certificate and key") {
 		t.Errorf("mismatched key: %v", err)
 	}
+	// An expired one is refused; the same one before it expired is served.
+	good, goodKey := selfSignedPEM(t, "acme.test")
+	row = w.domain("acme.test", v1alpha1.DomainSpec{TLS: v1alpha1.DomainTLS{Mode: v1alpha1.TLSProvided,
+		Provided: &v1alpha1.ProvidedCertificate{CertificatePEM: good, PrivateKeyPEM: goodKey}}})
+	now = time.Now()
+	if _, err := p.Apply(ctx, row, nil); err != nil {
+		t.Errorf("a good provided certificate: %v", err)
+	}
+	now = now.Add(2 * 365 * 24 * time.Hour)
+	if _, err := p.Apply(ctx, row, nil); !reconcile.IsTerminal(err) || !strings.Contains(err.Error(), "expired on") {
+		t.Errorf("expired: %v", err)
+	}
 }
 
 // selfSignedPEM makes a certificate for name through the TLS part itself,

@@ -1,33 +1,27 @@
 package phpfpm_test
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/host/phpfpm"
-	"github.com/wcp360/wcp360/internal/sandbox"
+	"github.com/wcp360/wcp360/internal/testutil/nspawn"
 )
 
 // TestSystemd runs the systemd runner against a real systemd: neither our
-// machines nor CI boot with systemd, so the test boots one. On the host it
-// builds (once, cached) a Debian 12 rootfs with systemd and php8.2-fpm
-// (hack/systemd-rootfs.sh), builds this test binary statically, boots the
-// rootfs with systemd-nspawn (--volatile=overlay: the cached tree never
-// changes; --private-network) and runs the binary in the container's
-// namespaces (nsenter), where TestSystemd runs testSystemdInContainer.
+// machines nor CI boot with systemd, so the test boots one (package
+// nspawn): on the host it builds (once, cached) a Debian 12 rootfs with
+// systemd and php8.2-fpm (hack/systemd-rootfs.sh), builds this test binary
+// statically, boots the rootfs with systemd-nspawn and runs the binary in
+// the container's namespaces, where TestSystemd runs
+// testSystemdInContainer.
 //
 // With CI (or WCP_REQUIRE_SANDBOX=1) set, every missing prerequisite is a
 // failure; elsewhere a skip. A cold run builds the rootfs (~80 s, 224 MB);
@@ -40,64 +34,8 @@ func TestSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: boots a systemd container (and builds its rootfs, once)")
 	}
-	required := os.Getenv("CI") != "" || os.Getenv(sandbox.EnvRequire) == "1"
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if required {
-			t.Fatalf("CI or %s=1 is set, and "+format, append([]any{sandbox.EnvRequire}, args...)...)
-		}
-		t.Skipf(format, args...)
-	}
-	switch {
-	case runtime.GOOS != "linux":
-		missing("systemd-nspawn needs Linux")
-	case os.Geteuid() != 0:
-		missing("booting a systemd container needs root")
-	}
-	timed := func(what string, start time.Time) { t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond)) }
-
-	start := time.Now()
-	var env []string // where the rootfs is cached and fetched from, when set
-	for _, k := range []string{"WCP_ROOTFS_CACHE", "WCP_DEBIAN_MIRROR", "http_proxy", "https_proxy"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: "../../../hack/systemd-rootfs.sh", Env: env, Timeout: 15 * time.Minute})
-	if err != nil {
-		missing("no systemd rootfs (hack/systemd-rootfs.sh): %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	rootfs := lines[len(lines)-1]
-	if !filepath.IsAbs(rootfs) {
-		t.Fatalf("hack/systemd-rootfs.sh printed %q, not a path", rootfs)
-	}
-	timed("rootfs "+rootfs, start)
-	nspawn, err := cmdrun.LookPath("systemd-nspawn", "/usr/bin")
-	if err != nil {
-		missing("%v (hack/systemd-rootfs.sh installs it)", err)
-	}
-	nsenter, err := cmdrun.LookPath("nsenter", "/usr/bin")
-	if err != nil {
-		missing("%v (util-linux)", err)
-	}
-
-	// This package's tests, statically linked: they run in any rootfs.
-	start = time.Now()
-	bin := t.TempDir()
-	goTool, err := cmdrun.LookPath("go", "/usr/local/go/bin")
-	if err != nil {
-		missing("%v", err)
-	}
-	if _, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: goTool, Args: []string{"test", "-c", "-o", filepath.Join(bin, "phpfpm.test"), "."},
-		Env: append(os.Environ(), "CGO_ENABLED=0"), Timeout: 5 * time.Minute}); err != nil {
-		t.Fatalf("build the test binary: %v", err)
-	}
-	timed("static test binary", start)
-
-	start = time.Now()
-	leader := bootContainer(t, nspawn, nsenter, rootfs, bin)
-	timed("boot", start)
+	h := nspawn.Prepare(t, "phpfpm")
+	leader := h.Boot(t, nspawn.Options{Name: fmt.Sprintf("wcp-phpfpm-%d", os.Getpid())})
 
 	// The container is the sandbox the package's TestMain wants to run in
 	// (sandbox.Inside: WCP_SANDBOX names the current mount namespace);
@@ -107,187 +45,11 @@ func TestSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
-	out, err = cmdrun.Run(t.Context(), cmdrun.Cmd{Path: nsenter,
-		Args: []string{"-t", strconv.Itoa(leader), "-a", "--", "/wcp360-test/phpfpm.test",
-			"-test.run", "^TestSystemd$", "-test.v", "-test.count=1", "-test.timeout=4m"},
-		Env: []string{systemdInnerEnv + "=1", "WCP_SANDBOX=" + mntns}, Timeout: 5 * time.Minute})
-	timed("test in the container", start)
-	t.Logf("in the container:\n%s", indent(string(out)))
-	if err != nil {
-		t.Fatalf("the test in the container failed: %v", err)
-	}
+	h.RunTest(t, leader, "TestSystemd", []string{systemdInnerEnv + "=1", "WCP_SANDBOX=" + mntns})
 }
 
 // systemdInnerEnv tells the test binary that it runs in the container.
 const systemdInnerEnv = "WCP_PHPFPM_SYSTEMD_INNER"
-
-func indent(s string) string {
-	return "\t" + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n\t")
-}
-
-// bootContainer boots rootfs with systemd-nspawn, bin bound read-only at
-// /wcp360-test, and returns the container's PID 1 (as the host sees it)
-// once systemd has finished booting. Cleanup powers it off.
-//
-// nspawn runs in cgroups of its own, made here and removed afterwards: it
-// puts the container's cgroups below its own (payload/, supervisor/), and
-// they would otherwise stay behind in the host's hierarchy.
-func bootContainer(t *testing.T, nspawn, nsenter, rootfs, bin string) int {
-	t.Helper()
-	name := fmt.Sprintf("wcp-phpfpm-%d", os.Getpid())
-	cgroups := ownCgroups(t, name)
-	console := filepath.Join(t.TempDir(), "console.log")
-	logf, err := os.Create(console)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = logf.Close() })
-	args := append([]string{"-c", `while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"`, "sh"},
-		cgroups...)
-	args = append(args, "--", nspawn, "--quiet", "--directory", rootfs, "--boot", "--volatile=overlay",
-		"--register=no", "--keep-unit", "--private-network", "--machine", name, "--link-journal=no",
-		"--resolv-conf=off", "--timezone=off", "--console=read-only", "--bind-ro="+bin+":/wcp360-test")
-	p, err := cmdrun.Start(context.WithoutCancel(t.Context()), cmdrun.Cmd{Path: "/bin/sh", Args: args}, logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	consoleTail := func() string {
-		b, _ := os.ReadFile(console)
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
-		}
-		return indent(string(b))
-	}
-	t.Cleanup(func() {
-		// SIGTERM: nspawn asks the container's systemd to power off.
-		_ = p.Signal(syscall.SIGTERM)
-		select {
-		case <-p.Done():
-		case <-time.After(30 * time.Second):
-			t.Errorf("the container did not power off in 30 s; killing it")
-			_ = p.Signal(syscall.SIGKILL)
-			<-p.Done()
-		}
-		removeCgroups(t, cgroups)
-	})
-
-	// PID 1 of the container is nspawn's child running systemd.
-	leader := 0
-	deadline := time.Now().Add(30 * time.Second)
-	for leader == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no systemd in the container after 30 s; console:\n%s", consoleTail())
-		}
-		select {
-		case <-p.Done():
-			t.Fatalf("systemd-nspawn exited (%d); console:\n%s", p.ExitCode(), consoleTail())
-		case <-time.After(20 * time.Millisecond):
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
-		for f := range strings.FieldsSeq(string(b)) {
-			if comm, _ := os.ReadFile("/proc/" + f + "/comm"); strings.TrimSpace(string(comm)) == "systemd" {
-				leader, _ = strconv.Atoi(f)
-			}
-		}
-	}
-	// systemctl needs systemd's private socket, made early in the boot.
-	for {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/systemd/private", leader)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no /run/systemd/private in the container after 30 s; console:\n%s", consoleTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{Path: nsenter,
-		Args: []string{"-t", strconv.Itoa(leader), "-a", "--", "systemctl", "is-system-running", "--wait"}, Timeout: time.Minute})
-	if state := strings.TrimSpace(string(out)); state != "running" && state != "degraded" {
-		t.Fatalf("the container's systemd: %q, %v; console:\n%s", state, err, consoleTail())
-	}
-	return leader
-}
-
-// ownCgroups makes a cgroup named name below the current one in each
-// hierarchy nspawn uses (the cgroup2 one, and name=systemd on a hybrid
-// host) and returns their directories.
-func ownCgroups(t *testing.T, name string) []string {
-	t.Helper()
-	self, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := map[string]string{} // "" (cgroup2) or "name=systemd" → path
-	for line := range strings.Lines(string(self)) {
-		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(f) == 3 && (f[1] == "" || f[1] == "name=systemd") {
-			paths[f[1]] = f[2]
-		}
-	}
-	mounts, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mounts.Close()
-	var dirs []string
-	sc := bufio.NewScanner(mounts)
-	for sc.Scan() {
-		// id parent dev root mountpoint opts ... - fstype source superopts
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 3 {
-			continue
-		}
-		var hier string
-		switch {
-		case g[0] == "cgroup2":
-		case g[0] == "cgroup" && slices.Contains(strings.Split(g[2], ","), "name=systemd"):
-			hier = "name=systemd"
-		default:
-			continue
-		}
-		if path, ok := paths[hier]; ok && f[3] == "/" {
-			dir := filepath.Join(f[4], path, name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			dirs = append(dirs, dir)
-		}
-	}
-	if len(dirs) == 0 {
-		t.Fatal("no cgroup hierarchy found for systemd-nspawn")
-	}
-	return dirs
-}
-
-// removeCgroups removes the cgroups (and what nspawn made below them),
-// deepest first, once their processes are gone.
-func removeCgroups(t *testing.T, dirs []string) {
-	t.Helper()
-	for _, dir := range dirs {
-		var all []string
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				all = append(all, p)
-			}
-			return nil
-		})
-		slices.Reverse(all)
-		for _, d := range all {
-			var err error
-			for range 100 {
-				if err = os.Remove(d); err == nil || errors.Is(err, fs.ErrNotExist) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond) // EBUSY: processes still exiting
-			}
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("cgroup %s left behind: %v", d, err)
-			}
-		}
-	}
-}
 
 // testSystemdInContainer is the systemd runner's test proper: root in a
 // container whose PID 1 is systemd.
