@@ -82,6 +82,10 @@ func (d *daemonState) isolationSteps(st *store.Store) (*isolation.Cgroups, *isol
 		Driver: drv, Trigger: cgroup.Trigger{Stall: ic.PressureStall, Window: ic.PressureWindow},
 		Record: st.RecordEvent, Clock: time.Now, Logger: d.log,
 	}
+	// The host's own stalls: the watch ends when wcpd does.
+	if err := d.pressure.WatchHost(context.Background(), "/proc"); err != nil {
+		d.log.Warn("cannot watch the host's pressure", "err", err)
+	}
 	wwwRoot := d.cfg.Paths.WWWRoot
 	limits := &isolation.Cgroups{
 		Driver: drv, Pressure: d.pressure, Clock: time.Now,

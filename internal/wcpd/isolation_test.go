@@ -5,13 +5,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
+	"github.com/wcp360/wcp360/internal/cli"
 	"github.com/wcp360/wcp360/internal/host/cgroup"
 	"github.com/wcp360/wcp360/internal/host/isolation"
 	"github.com/wcp360/wcp360/internal/metrics"
@@ -142,6 +145,25 @@ func TestTenantLimitsEnforced(t *testing.T) {
 		t.Errorf("wcp360_tenant_cpu_throttled_periods_total of alpha = %v, want ≥ 1", n)
 	}
 
+	// The host stalls too when more threads want CPU than it has: logged
+	// and counted.
+	stop := time.Now().Add(2500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 2 * runtime.NumCPU() {
+		wg.Go(func() {
+			for time.Now().Before(stop) { //nolint:revive // burning CPU is the point
+			}
+		})
+	}
+	wg.Wait()
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && d.metricLabelled("wcp360_host_pressure_stalls_total", `resource="cpu"`) < 1 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := d.metricLabelled("wcp360_host_pressure_stalls_total", `resource="cpu"`); n < 1 || !strings.Contains(d.logs.String(), "the host stalls") {
+		t.Errorf("wcp360_host_pressure_stalls_total{cpu} = %v after 2.5 s of twice as many busy threads as CPUs; want ≥ 1 and a log line", n)
+	}
+
 	// A limit written by hand is drift: reported, then corrected. (Lower:
 	// v1 refuses a memory limit above memory+swap's, which is 64Mi too.)
 	file := memoryLimitFile(capab, "alpha")
@@ -158,6 +180,21 @@ func TestTenantLimitsEnforced(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(file); strings.TrimSpace(string(b)) != strconv.Itoa(64<<20) {
 		t.Errorf("%s = %s after the reconcile, want %d", file, b, 64<<20)
+	}
+	// wcp describe puts spec, use and enforcement side by side.
+	var out, errOut strings.Builder
+	if code := cli.Run(t.Context(), []string{"--socket", d.socket, "describe", "tenant", "alpha"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("wcp describe tenant alpha: %d %s", code, errOut.String())
+	}
+	described := strings.Join(strings.Fields(out.String()), " ")
+	wants := []string{"Resources (read ", "memoryMax 64Mi", "OOM kills yes", "pids 64", "Pressure (share of time stalled", "memoryHigh 48Mi"}
+	if !v2 {
+		wants = append(wants, "NO: cgroup v1 has no memory.high")
+	}
+	for _, want := range wants {
+		if !strings.Contains(described, want) {
+			t.Errorf("wcp describe tenant alpha lacks %q:\n%s", want, out.String())
+		}
 	}
 	st = d.status("alpha")
 	if st.Resources == nil || st.Resources.Usage == nil || st.Resources.Usage.OOMKills < 1 {

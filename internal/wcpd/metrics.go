@@ -196,6 +196,11 @@ func writeIsolation(w *metrics.Writer, limits *isolation.Cgroups, quota *isolati
 		for _, r := range []cgroup.Resource{cgroup.CPU, cgroup.Memory, cgroup.IO} {
 			w.Sample("wcp360_pressure_stall_events_total", float64(st[r]), "resource", string(r))
 		}
+		hs := pressure.HostStalls()
+		w.Header("wcp360_host_pressure_stalls_total", metrics.TypeCounter, "Times the host's PSI trigger fired (logged as \"the host stalls\"), per resource.")
+		for _, r := range []cgroup.Resource{cgroup.CPU, cgroup.Memory, cgroup.IO} {
+			w.Sample("wcp360_host_pressure_stalls_total", float64(hs[r]), "resource", string(r))
+		}
 	}
 	if limits == nil {
 		return

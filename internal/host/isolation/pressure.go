@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Pressure struct {
 	unprivileged bool // the kernel took only 2 s windows
 	watching     map[string]context.CancelFunc
 	stalls       map[cgroup.Resource]uint64
+	hostStalls   map[cgroup.Resource]uint64
 }
 
 var resources = []cgroup.Resource{cgroup.CPU, cgroup.Memory, cgroup.IO} //nolint:gochecknoglobals // read only
@@ -124,6 +126,84 @@ func (p *Pressure) Close() {
 	}
 }
 
+// WatchHost watches the host's /proc/pressure files (proc is "/proc" but
+// for tests) with the same trigger until ctx ends: a host that stalls is
+// not any one tenant's, so it gets a Warning in the log (at most once per
+// resource per MinInterval) and a count in HostStalls, not an event.
+func (p *Pressure) WatchHost(ctx context.Context, proc string) error {
+	tr := p.Trigger
+	if tr == (cgroup.Trigger{}) {
+		tr = DefaultTrigger
+	}
+	chans := make([]<-chan struct{}, len(resources))
+	for i, r := range resources {
+		c, err := cgroup.WatchHostPressure(ctx, proc, r, tr)
+		if err != nil && errors.Is(err, unix.EINVAL) && tr != unprivileged(tr) {
+			tr = unprivileged(tr)
+			c, err = cgroup.WatchHostPressure(ctx, proc, r, tr)
+		}
+		if err != nil {
+			return err
+		}
+		chans[i] = c
+	}
+	go func() {
+		last := map[cgroup.Resource]time.Time{}
+		for {
+			var r cgroup.Resource
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok = <-chans[0]:
+				r = resources[0]
+			case _, ok = <-chans[1]:
+				r = resources[1]
+			case _, ok = <-chans[2]:
+				r = resources[2]
+			}
+			if !ok {
+				return
+			}
+			now := p.Clock()
+			if t, seen := last[r]; seen && now.Sub(t) < p.minInterval() {
+				continue
+			}
+			last[r] = now
+			p.mu.Lock()
+			if p.hostStalls == nil {
+				p.hostStalls = map[cgroup.Resource]uint64{}
+			}
+			p.hostStalls[r]++
+			p.mu.Unlock()
+			args := []any{"resource", r, "trigger", tr.String()}
+			if hp, err := cgroup.HostPressure(proc); err == nil {
+				psi := map[cgroup.Resource]cgroup.PSI{cgroup.CPU: hp.CPU, cgroup.Memory: hp.Memory, cgroup.IO: hp.IO}[r]
+				args = append(args, "someAvg10", psi.Some.Avg10)
+				if psi.Full != nil {
+					args = append(args, "fullAvg10", psi.Full.Avg10)
+				}
+			}
+			p.logger().Warn("the host stalls", args...)
+		}
+	}()
+	return nil
+}
+
+// HostStalls counts the host's stalls logged so far (for /metrics).
+func (p *Pressure) HostStalls() map[cgroup.Resource]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.hostStalls)
+}
+
+func (p *Pressure) minInterval() time.Duration {
+	if p.MinInterval == 0 {
+		return time.Minute
+	}
+	return p.MinInterval
+}
+
 // Stalls counts the events of each resource so far (for /metrics).
 func (p *Pressure) Stalls() map[cgroup.Resource]uint64 {
 	p.mu.Lock()
@@ -136,10 +216,7 @@ func (p *Pressure) Stalls() map[cgroup.Resource]uint64 {
 }
 
 func (p *Pressure) loop(ctx context.Context, row store.Resource, tr cgroup.Trigger, chans []<-chan struct{}) {
-	minInterval := p.MinInterval
-	if minInterval == 0 {
-		minInterval = time.Minute
-	}
+	minInterval := p.minInterval()
 	last := map[cgroup.Resource]time.Time{}
 	for {
 		var r cgroup.Resource
