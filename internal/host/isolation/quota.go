@@ -119,8 +119,9 @@ func (q *Quota) Observe(_ context.Context, row store.Resource) ([]host.Differenc
 		return nil, nil
 	}
 	if w.id == 0 {
-		// Observed before the account part made the home.
-		return []host.Difference{{Field: quota.FieldProject, Want: "the tenant's uid", Have: "no home yet"}}, nil
+		// Observed before the account part made the home (or gave it to
+		// the tenant).
+		return []host.Difference{{Field: quota.FieldProject, Want: "the tenant's uid", Have: "no home of the tenant's yet"}}, nil
 	}
 	return quota.Observe(info, w.home, w.id, w.limit)
 }
@@ -140,7 +141,7 @@ func (q *Quota) Apply(_ context.Context, row store.Resource, _ []host.Difference
 		return "", nil
 	}
 	if w.id == 0 {
-		return "", fmt.Errorf("home of %s: %s is missing", row.Name, w.home)
+		return "", fmt.Errorf("home of %s: %s is missing or owned by root", row.Name, w.home)
 	}
 	_, _, err = quota.Ensure(info, w.home, w.id, w.limit)
 	return "", err
@@ -188,7 +189,11 @@ func (q *Quota) ReportStatus(_ context.Context, row store.Resource, st *v1alpha1
 		}
 		if err == nil {
 			d.Project, d.UsedBytes, d.UsedInodes = w.id, u.Bytes, u.Inodes
-			d.LimitBytes, d.LimitInodes = u.Limit.Bytes, u.Limit.Inodes
+			if info.Project {
+				// Limits stored on a file system that does not enforce
+				// them (ext4 mounted without prjquota) are not shown.
+				d.LimitBytes, d.LimitInodes = u.Limit.Bytes, u.Limit.Inodes
+			}
 			q.mu.Lock()
 			if q.usage == nil {
 				q.usage = map[string]quota.Usage{}
