@@ -42,7 +42,15 @@ type Quota struct {
 
 	mu    sync.Mutex
 	usage map[string]quota.Usage // last read, by tenant, for /metrics
+	// info is the last Detect, reused for detectTTL: a reconcile asks two
+	// or three times, a burst of a thousand tenants thousands of times, and
+	// mounts change seldom.
+	info   quota.Info
+	infoAt time.Time
 }
+
+// detectTTL bounds how long a mount change goes unseen.
+const detectTTL = 5 * time.Second
 
 // Name names the step in conditions and events.
 func (q *Quota) Name() string { return "diskquota" }
@@ -96,11 +104,21 @@ func (q *Quota) want(row store.Resource) (quotaWant, error) {
 }
 
 func (q *Quota) detect() (quota.Info, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now := q.Clock(); !q.infoAt.IsZero() && now.Sub(q.infoAt) < detectTTL && !now.Before(q.infoAt) {
+		return q.info, nil
+	}
 	mi := q.Mountinfo
 	if mi == "" {
 		mi = "/proc/self/mountinfo"
 	}
-	return quota.Detect(mi, q.WWWRoot)
+	info, err := quota.Detect(mi, q.WWWRoot)
+	if err != nil {
+		return info, err
+	}
+	q.info, q.infoAt = info, q.Clock()
+	return info, nil
 }
 
 // Observe compares the home's project and its limits with the spec; on a
