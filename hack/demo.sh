@@ -209,6 +209,9 @@ done
 echo "== wcp describe domain acme.test"
 $WCP describe domain acme.test
 echo
+echo "== wcp describe tenant acme (its limits: what this host enforces, usage, pressure)"
+$WCP describe tenant acme
+echo
 echo "== curl --cacert $PEBBLE/root.pem --resolve acme.test:443:127.0.0.1 https://acme.test/"
 in_demo "${HTTPS[@]}" -sS https://acme.test/
 echo "== curl -H 'Host: acme.test' http://127.0.0.1/x (plain HTTP redirects to HTTPS)"
@@ -219,7 +222,7 @@ issuer=$(in_demo openssl s_client -connect 127.0.0.1:443 -servername acme.test <
 echo "serving https://acme.test/ with a certificate from the local test CA (pebble; issuer: $issuer), verified against its root $PEBBLE/root.pem"
 echo
 echo "wcpd is running $mode (pid $(cat "$PIDFILE"), log $DEMO/wcpd.log; pebble's log $DEMO/pebble.log)."
-echo "Try: export WCP_SOCKET=$SOCKET; bin/wcp get tenants -o yaml; bin/wcp describe domain acme.test; make demo-stop"
+echo "Try: export WCP_SOCKET=$SOCKET; bin/wcp get tenants -o yaml; bin/wcp describe tenant acme; bin/wcp describe domain acme.test; make demo-stop"
 if [[ ${WCP_DEMO_HOST:-} == 1 ]]; then
 	echo "The site: ${HTTPS[*]} https://acme.test/"
 else

@@ -84,7 +84,7 @@ func TestTenantLimitsEnforced(t *testing.T) {
 		}
 	}
 	// The sandbox's /srv/www is a tmpfs: no disk to throttle.
-	if !strings.Contains(rs.NotEnforced["io"], "no block device") || slices.Contains(rs.Enforced, "io") {
+	if !strings.Contains(rs.NotEnforced["io"], "has no block device to throttle") || slices.Contains(rs.Enforced, "io") {
 		t.Errorf("io on a tmpfs /srv/www: enforced %v, not enforced %q; want why not", rs.Enforced, rs.NotEnforced["io"])
 	}
 	if rs.Pressure == nil {

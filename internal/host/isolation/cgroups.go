@@ -82,7 +82,7 @@ func (c *Cgroups) limits(row store.Resource) (l cgroup.Limits, spec v1alpha1.Ten
 		if c.IODevice == nil {
 			noIO = "no device holds the homes"
 		} else if dev, err = c.IODevice(); errors.Is(err, cgroup.ErrNoBlockDevice) {
-			noIO = err.Error()
+			noIO = strings.TrimPrefix(err.Error(), cgroup.ErrNoBlockDevice.Error()+": ")
 		} else if err != nil {
 			return l, spec, "", fmt.Errorf("spec.limits.io: %w", err)
 		}
@@ -156,7 +156,7 @@ func (c *Cgroups) ReportStatus(ctx context.Context, row store.Resource, st *v1al
 		if en.NotEnforced == nil {
 			en.NotEnforced = map[string]string{}
 		}
-		en.NotEnforced[cgroup.LimitIO] = "the homes are on no block device: " + noIO
+		en.NotEnforced[cgroup.LimitIO] = "the homes' file system has no block device to throttle (" + noIO + ")"
 	}
 	rs := &v1alpha1.ResourcesStatus{Driver: en.Driver, Enforced: en.Enforced, NotEnforced: en.NotEnforced, ObservedAt: c.Clock().UTC()}
 	if st.Resources != nil {
