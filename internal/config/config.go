@@ -24,6 +24,7 @@
 //	controllers: {workers: 4, resyncInterval: 10m, shutdownTimeout: 30s, backoffBase: 100ms, backoffMax: 5m, rateLimit: 50, rateBurst: 100}
 //	uids: {min: 20000, max: 59999}
 //	acme: {directory: "https://acme-v02.api.letsencrypt.org/directory", email: "", caBundle: "", eabKid: "", eabHmacKey: "",
+//	       retryBase: 1m, retryMax: 1h,
 //	       dns: {provider: "", env: {}, envFile: "", resolvers: [], checkAuthoritative: true,
 //	             propagationTimeout: 0s, pollingInterval: 0s, sequenceInterval: 0s, forAll: false}}
 //
@@ -139,6 +140,12 @@ type ACME struct {
 	// secret: [Config.YAML] redacts it.
 	EABKid     string `yaml:"eabKid"`
 	EABHMACKey string `yaml:"eabHmacKey"`
+	// RetryBase is the wait after a domain's first failed order, doubled
+	// after each further failure up to RetryMax (unless the CA's
+	// Retry-After says otherwise), 1s..1h.
+	RetryBase time.Duration `yaml:"retryBase"`
+	// RetryMax caps that wait, RetryBase..24h.
+	RetryMax time.Duration `yaml:"retryMax"`
 	// DNS is the DNS-01 challenge: wildcard names need it.
 	DNS ACMEDNS `yaml:"dns"`
 }
@@ -349,7 +356,8 @@ func Default() Config {
 		UIDs: UIDRange{Min: 20000, Max: 59999},
 		Isolation: Isolation{Cgroups: CgroupsAuto, Subtree: "wcp360",
 			PressureStall: 100 * time.Millisecond, PressureWindow: time.Second},
-		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory", DNS: ACMEDNS{CheckAuthoritative: true}},
+		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory", RetryBase: time.Minute, RetryMax: time.Hour,
+			DNS: ACMEDNS{CheckAuthoritative: true}},
 	}
 }
 

@@ -141,6 +141,8 @@ acme:
   caBundle: /etc/wcp360/acme-roots.pem
   eabKid: kid-1
   eabHmacKey: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+  retryBase: 30s
+  retryMax: 2h
   dns:
     provider: rfc2136
     env:
@@ -180,6 +182,7 @@ func fullConfig() Config {
 			PressureWindow: 2 * time.Second},
 		ACME: ACME{Directory: "https://acme-staging-v02.api.letsencrypt.org/directory", Email: "admin@example.com",
 			CABundle: "/etc/wcp360/acme-roots.pem", EABKid: "kid-1", EABHMACKey: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+			RetryBase: 30 * time.Second, RetryMax: 2 * time.Hour,
 			DNS: ACMEDNS{Provider: "rfc2136", Env: map[string]string{"RFC2136_NAMESERVER": "10.0.0.53:53", "RFC2136_TSIG_KEY": "wcp360.",
 				"RFC2136_TSIG_SECRET": "dHNpZy1rZXktdmFsdWU=", "RFC2136_TTL": "60"}, EnvFile: "/etc/wcp360/dns.env",
 				Resolvers: []string{"10.0.0.53:53", "[2001:db8::53]:53"}, PropagationTimeout: 5 * time.Minute,
@@ -529,6 +532,19 @@ func TestLoadErrors(t *testing.T) {
 			want: []reported{{"controllers.backoffMax", invalid, "file:1"}},
 		},
 		{
+			name: "acme retryMax below retryBase",
+			file: "acme: {retryBase: 10m, retryMax: 5m}\n",
+			want: []reported{{"acme.retryMax", invalid, "file:1"}},
+		},
+		{
+			name: "acme retry out of range",
+			env:  testEnv("WCP_ACME_RETRY_BASE=500ms", "WCP_ACME_RETRY_MAX=25h"),
+			want: []reported{
+				{"acme.retryBase", invalid, "env WCP_ACME_RETRY_BASE"},
+				{"acme.retryMax", invalid, "env WCP_ACME_RETRY_MAX"},
+			},
+		},
+		{
 			name: "rate limits out of range",
 			file: "controllers: {rateLimit: 0, rateBurst: 100001}\n",
 			want: []reported{
@@ -823,6 +839,8 @@ func TestEnvVar(t *testing.T) {
 		"acme.caBundle":               "WCP_ACME_CA_BUNDLE",
 		"acme.eabKid":                 "WCP_ACME_EAB_KID",
 		"acme.eabHmacKey":             "WCP_ACME_EAB_HMAC_KEY",
+		"acme.retryBase":              "WCP_ACME_RETRY_BASE",
+		"acme.retryMax":               "WCP_ACME_RETRY_MAX",
 		"acme.dns.provider":           "WCP_ACME_DNS_PROVIDER",
 		"acme.dns.env":                "WCP_ACME_DNS_ENV",
 		"acme.dns.envFile":            "WCP_ACME_DNS_ENV_FILE",

@@ -85,6 +85,8 @@ func schema() []field {
 		{"acme.caBundle", kindString, false, func(c *Config) any { return &c.ACME.CABundle }},
 		{"acme.eabKid", kindString, false, func(c *Config) any { return &c.ACME.EABKid }},
 		{"acme.eabHmacKey", kindString, false, func(c *Config) any { return &c.ACME.EABHMACKey }},
+		{"acme.retryBase", kindDuration, false, func(c *Config) any { return &c.ACME.RetryBase }},
+		{"acme.retryMax", kindDuration, false, func(c *Config) any { return &c.ACME.RetryMax }},
 		{"acme.dns.provider", kindString, false, func(c *Config) any { return &c.ACME.DNS.Provider }},
 		{"acme.dns.env", kindStringMap, false, func(c *Config) any { return &c.ACME.DNS.Env }},
 		{"acme.dns.envFile", kindString, false, func(c *Config) any { return &c.ACME.DNS.EnvFile }},

@@ -95,7 +95,6 @@ func (c Config) Validate() error {
 	if c.Web.PHPIdleStop != 0 {
 		checkDuration(&es, "web.phpIdleStop", c.Web.PHPIdleStop, time.Second, 24*time.Hour)
 	}
-	checkACME(&es, c.ACME)
 	minOK := checkIntRange(&es, "uids.min", c.UIDs.Min, minUID, maxUID)
 	maxOK := checkIntRange(&es, "uids.max", c.UIDs.Max, minUID, maxUID)
 	switch {
@@ -106,6 +105,7 @@ func (c Config) Validate() error {
 		es.add("uids.max", ErrInvalidValue, fmt.Sprintf("range %d..%d contains %d (nobody)", c.UIDs.Min, c.UIDs.Max, nobodyUID))
 	}
 	checkIsolation(&es, c.Isolation)
+	checkACME(&es, c.ACME)
 
 	return es.asError()
 }
@@ -224,6 +224,10 @@ func checkACME(es *Errors, a ACME) {
 		es.add("acme.eabKid", ErrInvalidValue, "acme.eabKid and acme.eabHmacKey go together: set both, or neither")
 	case a.EABHMACKey != "" && !base64URLRE.MatchString(a.EABHMACKey):
 		es.add("acme.eabHmacKey", ErrInvalidValue, "is not base64url (A-Z, a-z, 0-9, '-', '_')")
+	}
+	baseOK := checkDuration(es, "acme.retryBase", a.RetryBase, time.Second, time.Hour)
+	if checkDuration(es, "acme.retryMax", a.RetryMax, time.Second, 24*time.Hour) && baseOK && a.RetryMax < a.RetryBase {
+		es.add("acme.retryMax", ErrInvalidValue, fmt.Sprintf("must be at least acme.retryBase (%s), got %s", a.RetryBase, a.RetryMax))
 	}
 	checkACMEDNS(es, a.DNS)
 }

@@ -2,6 +2,7 @@ package wcpd
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,10 +25,11 @@ const unroutable = "192.0.2.1"
 // serves (pebble validating for real, PEBBLE_VA_ALWAYS_VALID unset):
 //
 //   - a new domain whose challenge pebble cannot reach keeps its
-//     self-signed placeholder, its status has the CA's problem, and the
-//     next order waits for the backoff (a minute, then two: status.tls
-//     counts the failures and says when the next order may go), however
-//     often the domain is reconciled meanwhile (every 10 s resync);
+//     self-signed placeholder, its status has the CA's problem, and each
+//     next order waits for the backoff (acme.retryBase 2 s here, doubling:
+//     2 s, 4 s, 8 s, ...; status.tls counts the failures and says when the
+//     next order may go), however often the domain is reconciled
+//     meanwhile (every 10 s resync);
 //   - a domain whose name stops leading to this host after its first
 //     certificate keeps serving that certificate while the renewal fails;
 //     pebble's certificates live 30 s, so the certificate is within 7 days
@@ -40,7 +42,7 @@ func TestDomainACMEFailureKeepsServingAndBacksOff(t *testing.T) {
 		return
 	}
 	p := pebble.Start(t, pebble.Options{Validity: 30 * time.Second})
-	d := startDaemonWithPebble(t, p)
+	d := startDaemonWithPebbleRetry(t, p, retryBase, retryMax)
 	if code, body := d.do("PUT", "/api/v1/tenants/fail", tenant("fail")); code != http.StatusCreated {
 		t.Fatalf("apply tenant: %d %s", code, body)
 	}
@@ -69,14 +71,14 @@ func TestDomainACMEFailureKeepsServingAndBacksOff(t *testing.T) {
 		unreachableErr, stallMessage  string
 		stalledAfter, placeholderTime time.Duration
 	)
-	for deadline := time.Now().Add(80 * time.Second); time.Now().Before(deadline) &&
-		(len(attempts) < 2 || !stalled || !placeholderBack); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) &&
+		(len(attempts) < wantOrders || !stalled || !placeholderBack); time.Sleep(200 * time.Millisecond) {
 		u := d.domainStatus(unreachable)
 		if ts := u.TLS; ts != nil && ts.LastErrorTime != nil && (len(attempts) == 0 || !ts.LastErrorTime.Equal(attempts[len(attempts)-1])) {
 			attempts = append(attempts, *ts.LastErrorTime)
 			// The backoff doubles with each failed order, and the status
-			// says when the next may go (1 min, then 2 min).
-			n, want := len(attempts), time.Minute<<(len(attempts)-1)
+			// says when the next may go (2 s, 4 s, 8 s, ...).
+			n, want := len(attempts), backoff(len(attempts))
 			if ts.Failures != n || ts.NextRetry == nil || ts.NextRetry.Sub(ts.LastErrorTime.Add(want)).Abs() > time.Millisecond {
 				t.Errorf("after failed order %d: failures %d, next retry %v; want %d, %s after %s", n, ts.Failures, ts.NextRetry, n, want, ts.LastErrorTime)
 			} else {
@@ -123,36 +125,69 @@ func TestDomainACMEFailureKeepsServingAndBacksOff(t *testing.T) {
 	t.Logf("expiring.acme.test: Stalled %s after its first certificate (valid 30 s): %s", stalledAfter, stallMessage)
 	t.Logf("expiring.acme.test: the placeholder serves again %s after the certificate expired", placeholderTime)
 	switch {
-	case len(attempts) < 2:
-		t.Errorf("%d failed orders of %s seen in 80 s, want 2 (a minute apart)", len(attempts), unreachable)
+	case len(attempts) < wantOrders:
+		t.Errorf("%d failed orders of %s seen in 60 s, want %d (2 s, 4 s, 8 s apart)", len(attempts), unreachable, wantOrders)
 	case !stalled:
 		t.Errorf("%s never Stalled; status: %+v", expiring, d.domainStatus(expiring))
 	case !placeholderBack:
 		t.Errorf("%s: no placeholder after its certificate expired; status: %+v", expiring, d.domainStatus(expiring))
 	}
-	if len(attempts) >= 2 {
-		gap := attempts[1].Sub(attempts[0])
-		t.Logf("unreachable.acme.test: orders at %s and %s: %s apart",
-			attempts[0].Format(time.TimeOnly), attempts[1].Format(time.TimeOnly), gap.Round(100*time.Millisecond))
-		if gap < time.Minute {
-			t.Errorf("the second order came %s after the first, before the backoff's minute", gap)
+	// Each order waited at least its backoff after the one before, and the
+	// gaps grow with it.
+	for i := 1; i < len(attempts); i++ {
+		gap, want := attempts[i].Sub(attempts[i-1]), backoff(i)
+		t.Logf("unreachable.acme.test: order %d at %s, %s after order %d (backoff %s)", i+1,
+			attempts[i].Format(time.TimeOnly), gap.Round(10*time.Millisecond), i, want)
+		if gap < want {
+			t.Errorf("order %d came %s after order %d, before its backoff of %s", i+1, gap, i, want)
 		}
+		if prev := attempts[i-1]; i >= 2 && want > backoff(i-1) && gap <= prev.Sub(attempts[i-2]) {
+			t.Errorf("order %d came %s after order %d, no later than the gap before (%s)", i+1, gap, i, prev.Sub(attempts[i-2]))
+		}
+	}
+	if len(attempts) >= 2 {
 		// The domain was reconciled meanwhile (resyncs), and each time
 		// waited instead of ordering.
 		var evs []api.EventItem
 		d.getJSON("/api/v1/domains/"+unreachable+"/events", &evs)
 		waited := 0
 		for _, e := range evs {
-			if e.Reason == "StepFailed" && strings.Contains(e.Message, "acme apply: waiting ") &&
-				e.FirstSeen.After(attempts[0].Add(time.Second)) && e.LastSeen.Before(attempts[1]) {
+			if e.Reason == "StepFailed" && strings.Contains(e.Message, "acme apply: waiting ") && strings.Contains(e.Message, "(next order at ") &&
+				e.FirstSeen.After(attempts[0]) && e.LastSeen.Before(attempts[len(attempts)-1]) {
 				waited += e.Count
 			}
 		}
-		t.Logf("unreachable.acme.test: %d reconciles between the two orders waited for the backoff", waited)
+		t.Logf("unreachable.acme.test: %d reconciles between its orders waited for the backoff", waited)
 		if waited == 0 {
-			t.Errorf("no reconcile between the two orders; events: %+v", evs)
+			t.Errorf("no reconcile between the orders waited; events: %+v", evs)
 		}
 	}
+}
+
+// The failure test's backoff (acme.retryBase, acme.retryMax), and how many
+// orders of the unreachable domain it watches: three gaps, 2 s, 4 s, 8 s.
+const (
+	retryBase  = 2 * time.Second
+	retryMax   = 30 * time.Second
+	wantOrders = 4
+)
+
+// backoff is the wait after n failed orders in a row.
+func backoff(n int) time.Duration { return min(retryBase<<(n-1), retryMax) }
+
+// startDaemonWithPebbleRetry is startDaemonWithPebble with the failed
+// orders' backoff set.
+func startDaemonWithPebbleRetry(t *testing.T, p *pebble.Pebble, base, maxWait time.Duration) *daemonUnderTest {
+	t.Helper()
+	bundle := filepath.Join(t.TempDir(), "pebble-https-ca.pem")
+	if err := os.WriteFile(bundle, p.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startDaemonWith(t, func(cfg string) string {
+		return strings.Replace(cfg, "acme:\n  directory: \"\"\n",
+			fmt.Sprintf("acme:\n  directory: %s\n  email: admin@acme.test\n  caBundle: %s\n  retryBase: %s\n  retryMax: %s\n",
+				pebble.DirectoryURL, bundle, base, maxWait), 1)
+	})
 }
 
 // expectPlaceholder checks nginx serves name's self-signed placeholder.

@@ -318,7 +318,8 @@ func (d *daemonState) hostSteps(st *store.Store) (map[v1alpha1.Kind][]controller
 		v1alpha1.KindDomain: {
 			&domain.DocRoot{Store: st}, tls, php, vhost,
 			// After the vhost: HTTP-01 goes through the domain's site.
-			&domain.ACME{Store: st, TLS: tls, Vhost: vhost, Client: issuer, Clock: time.Now},
+			&domain.ACME{Store: st, TLS: tls, Vhost: vhost, Client: issuer, Clock: time.Now,
+				RetryBase: cfg.ACME.RetryBase, RetryMax: cfg.ACME.RetryMax},
 		},
 	}, nil
 }

@@ -50,9 +50,10 @@ type DNSIssuer interface {
 // acme.RenewAt (two thirds of its lifetime with jitter, sooner when the
 // CA's renewal information says so): the controller requeues the domain
 // then (controllers.Scheduler). A failed order keeps what serves, puts the
-// CA's problem in the TLS condition and status, and waits (1 min doubling
-// to 1 h, or the CA's Retry-After) before the next; that backoff is kept
-// in status.tls (failures, nextRetry), so a restarted wcpd still waits.
+// CA's problem in the TLS condition and status, and waits (RetryBase
+// doubling to RetryMax, or the CA's Retry-After) before the next; that
+// backoff is kept in status.tls (failures, nextRetry), so a restarted wcpd
+// still waits.
 // Issued, Renewed and Failed are events of their own
 // (controllers.EventNamer). It shares the TLS condition with the TLS part.
 type ACME struct {
@@ -63,6 +64,10 @@ type ACME struct {
 	// empty) and acme domains keep the placeholder.
 	Client Issuer
 	Clock  func() time.Time
+	// RetryBase is the wait after a first failed order, doubled after
+	// each further one up to RetryMax (acme.retryBase, acme.retryMax);
+	// zero: 1 min and 1 h.
+	RetryBase, RetryMax time.Duration
 
 	mu       sync.Mutex
 	failures map[string]failure  // by domain; count 0: none
@@ -82,8 +87,8 @@ type ariEntry struct {
 	until time.Time
 }
 
-// Backoff between failed orders, and how long before expiry a failing
-// renewal stalls the domain.
+// Backoff between failed orders (when ACME's RetryBase and RetryMax are
+// zero), and how long before expiry a failing renewal stalls the domain.
 const (
 	acmeBackoffBase = time.Minute
 	acmeBackoffMax  = time.Hour
@@ -233,7 +238,7 @@ func (e *retryLater) Error() string {
 func (e *retryLater) Unwrap() error { return e.err }
 
 // failed records a failed order and returns how long to wait before the
-// next: the CA's Retry-After, else 1 min doubling up to 1 h.
+// next: the CA's Retry-After, else retryWait.
 func (p *ACME) failed(domain string, err error, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -242,7 +247,7 @@ func (p *ACME) failed(domain string, err error, now time.Time) time.Duration {
 	}
 	f := p.failures[domain]
 	f.count++
-	wait := min(acmeBackoffBase<<min(f.count-1, 10), acmeBackoffMax)
+	wait := retryWait(p.RetryBase, p.RetryMax, f.count)
 	var ae *acme.Error
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {
 		wait = ae.RetryAfter
@@ -250,6 +255,20 @@ func (p *ACME) failed(domain string, err error, now time.Time) time.Duration {
 	f.err, f.at, f.next = err, now, now.Add(wait)
 	p.failures[domain] = f
 	return wait
+}
+
+// retryWait is the backoff after n (≥ 1) failed orders in a row: base
+// doubled n-1 times, at most maxWait; zero base or maxWait is the
+// package's default. The shift stops at 20 doublings, which no base up to
+// an hour overflows.
+func retryWait(base, maxWait time.Duration, n int) time.Duration {
+	if base <= 0 {
+		base = acmeBackoffBase
+	}
+	if maxWait <= 0 {
+		maxWait = acmeBackoffMax
+	}
+	return min(base<<min(max(n-1, 0), 20), maxWait)
 }
 
 // Remove forgets the domain (the TLS part removes the files).

@@ -37,3 +37,26 @@ func TestDue(t *testing.T) {
 		})
 	}
 }
+
+// The retry backoff doubles from the base to the cap; zero keeps the
+// defaults (1 min, 1 h).
+func TestRetryWait(t *testing.T) {
+	for _, c := range []struct {
+		base, maxWait time.Duration
+		n             int
+		want          time.Duration
+	}{
+		{0, 0, 1, time.Minute},
+		{0, 0, 2, 2 * time.Minute},
+		{0, 0, 7, time.Hour},
+		{0, 0, 1000, time.Hour},
+		{2 * time.Second, 30 * time.Second, 0, 2 * time.Second},
+		{2 * time.Second, 30 * time.Second, 3, 8 * time.Second},
+		{2 * time.Second, 30 * time.Second, 5, 30 * time.Second},
+		{time.Hour, 24 * time.Hour, 40, 24 * time.Hour}, // no overflow
+	} {
+		if got := retryWait(c.base, c.maxWait, c.n); got != c.want {
+			t.Errorf("retryWait(%s, %s, %d) = %s, want %s", c.base, c.maxWait, c.n, got, c.want)
+		}
+	}
+}
