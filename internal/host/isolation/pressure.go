@@ -147,46 +147,18 @@ func (p *Pressure) WatchHost(ctx context.Context, proc string) error {
 		}
 		chans[i] = c
 	}
-	go func() {
-		last := map[cgroup.Resource]time.Time{}
-		for {
-			var r cgroup.Resource
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok = <-chans[0]:
-				r = resources[0]
-			case _, ok = <-chans[1]:
-				r = resources[1]
-			case _, ok = <-chans[2]:
-				r = resources[2]
+	go p.each(ctx, chans, func(r cgroup.Resource) {
+		p.count(&p.hostStalls, r)
+		args := []any{"resource", r, "trigger", tr.String()}
+		if hp, err := cgroup.HostPressure(proc); err == nil {
+			psi := pick(hp, r)
+			args = append(args, "someAvg10", psi.Some.Avg10)
+			if psi.Full != nil {
+				args = append(args, "fullAvg10", psi.Full.Avg10)
 			}
-			if !ok {
-				return
-			}
-			now := p.Clock()
-			if t, seen := last[r]; seen && now.Sub(t) < p.minInterval() {
-				continue
-			}
-			last[r] = now
-			p.mu.Lock()
-			if p.hostStalls == nil {
-				p.hostStalls = map[cgroup.Resource]uint64{}
-			}
-			p.hostStalls[r]++
-			p.mu.Unlock()
-			args := []any{"resource", r, "trigger", tr.String()}
-			if hp, err := cgroup.HostPressure(proc); err == nil {
-				psi := map[cgroup.Resource]cgroup.PSI{cgroup.CPU: hp.CPU, cgroup.Memory: hp.Memory, cgroup.IO: hp.IO}[r]
-				args = append(args, "someAvg10", psi.Some.Avg10)
-				if psi.Full != nil {
-					args = append(args, "fullAvg10", psi.Full.Avg10)
-				}
-			}
-			p.logger().Warn("the host stalls", args...)
 		}
-	}()
+		p.logger().Warn("the host stalls", args...)
+	})
 	return nil
 }
 
@@ -216,14 +188,32 @@ func (p *Pressure) Stalls() map[cgroup.Resource]uint64 {
 }
 
 func (p *Pressure) loop(ctx context.Context, row store.Resource, tr cgroup.Trigger, chans []<-chan struct{}) {
-	minInterval := p.minInterval()
+	closed := p.each(ctx, chans, func(r cgroup.Resource) {
+		p.count(&p.stalls, r)
+		p.record(ctx, row, r, tr)
+	})
+	if closed {
+		// The cgroup went away: the next apply watches it again.
+		p.mu.Lock()
+		if cancel, found := p.watching[row.Name]; found {
+			cancel()
+			delete(p.watching, row.Name)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// each calls fire for the firings of chans (one channel per resource, in
+// the order of resources), at most once per resource per MinInterval. It
+// returns when ctx ends, or true when a channel closed.
+func (p *Pressure) each(ctx context.Context, chans []<-chan struct{}, fire func(cgroup.Resource)) (closed bool) {
 	last := map[cgroup.Resource]time.Time{}
 	for {
 		var r cgroup.Resource
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case _, ok = <-chans[0]:
 			r = resources[0]
 		case _, ok = <-chans[1]:
@@ -232,28 +222,37 @@ func (p *Pressure) loop(ctx context.Context, row store.Resource, tr cgroup.Trigg
 			r = resources[2]
 		}
 		if !ok {
-			// The cgroup went away: the next apply watches it again.
-			p.mu.Lock()
-			if cancel, found := p.watching[row.Name]; found {
-				cancel()
-				delete(p.watching, row.Name)
-			}
-			p.mu.Unlock()
-			return
+			return true
 		}
 		now := p.Clock()
-		if t, seen := last[r]; seen && now.Sub(t) < minInterval {
+		if t, seen := last[r]; seen && now.Sub(t) < p.minInterval() {
 			continue
 		}
 		last[r] = now
-		p.mu.Lock()
-		if p.stalls == nil {
-			p.stalls = map[cgroup.Resource]uint64{}
-		}
-		p.stalls[r]++
-		p.mu.Unlock()
-		p.record(ctx, row, r, tr)
+		fire(r)
 	}
+}
+
+// count adds one to (*m)[r] under the lock.
+func (p *Pressure) count(m *map[cgroup.Resource]uint64, r cgroup.Resource) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if *m == nil {
+		*m = map[cgroup.Resource]uint64{}
+	}
+	(*m)[r]++
+}
+
+// pick is the PSI of r.
+func pick(p cgroup.Pressure, r cgroup.Resource) cgroup.PSI {
+	switch r {
+	case cgroup.Memory:
+		return p.Memory
+	case cgroup.IO:
+		return p.IO
+	case cgroup.CPU:
+	}
+	return p.CPU
 }
 
 func (p *Pressure) record(ctx context.Context, row store.Resource, r cgroup.Resource, tr cgroup.Trigger) {
@@ -263,7 +262,7 @@ func (p *Pressure) record(ctx context.Context, row store.Resource, r cgroup.Reso
 	}
 	msg := fmt.Sprintf("%s pressure: %s of the tenant's tasks stalled for %s or more within %s", r, kind, tr.Stall, tr.Window)
 	if ps, err := p.Driver.Pressure(row.Name); err == nil {
-		psi := map[cgroup.Resource]cgroup.PSI{cgroup.CPU: ps.CPU, cgroup.Memory: ps.Memory, cgroup.IO: ps.IO}[r]
+		psi := pick(ps, r)
 		msg += fmt.Sprintf(" (some avg10 %.2f%%", psi.Some.Avg10)
 		if psi.Full != nil {
 			msg += fmt.Sprintf(", full avg10 %.2f%%", psi.Full.Avg10)
