@@ -71,10 +71,9 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePSI$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCPUMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIOMax$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseV1Throttle$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProcCgroup$$' -fuzztime $(FUZZTIME) ./internal/host/cgroup/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./internal/host/quota/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/host/mountinfo/
 
 demo: build
 	./hack/demo.sh

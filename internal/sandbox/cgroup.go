@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wcp360/wcp360/internal/host/mountinfo"
 )
 
 // A sandbox's cgroups. Start makes a cgroup of the sandbox's own in every
@@ -87,46 +89,16 @@ type fsMount struct {
 	Flags  uintptr `json:"flags,omitempty"`
 }
 
-// mountInfo is a line of /proc/self/mountinfo (proc(5)).
-type mountInfo struct {
-	dev, root, point, fstype string
-	// opts are the mount's options, super the file system's.
-	opts, super []string
-}
-
-// parseMountinfo parses /proc/self/mountinfo, skipping malformed lines:
-// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue".
-func parseMountinfo(s string) []mountInfo {
-	var out []mountInfo
+// parseMountinfo parses /proc/self/mountinfo, skipping the lines it
+// cannot read.
+func parseMountinfo(s string) []mountinfo.Mount {
+	var out []mountinfo.Mount
 	for l := range strings.Lines(s) {
-		f := strings.Fields(l)
-		sep := slices.Index(f, "-")
-		if sep < 6 || len(f) < sep+4 {
-			continue
+		if m, err := mountinfo.ParseLine(l); err == nil {
+			out = append(out, m)
 		}
-		out = append(out, mountInfo{dev: f[2], root: unescapeOctal(f[3]), point: unescapeOctal(f[4]),
-			fstype: f[sep+1], opts: strings.Split(f[5], ","), super: strings.Split(f[sep+3], ",")})
 	}
 	return out
-}
-
-// unescapeOctal undoes the kernel's escapes in mountinfo (\040 for a space).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // procCgroup is a line of /proc/<pid>/cgroup: the controllers of a
@@ -166,43 +138,44 @@ type hierarchy struct {
 // Of several mounts of a hierarchy, the first that shows the process's
 // cgroup is used; when none does, the process's cgroup is taken to be the
 // top of the first.
-func findHierarchies(mounts []mountInfo, cgroups []procCgroup) []hierarchy {
+func findHierarchies(mounts []mountinfo.Mount, cgroups []procCgroup) []hierarchy {
 	var out []hierarchy
 	seen := map[string]int{} // dev → index in out
 	exact := map[string]bool{}
 	for _, m := range mounts {
-		if m.fstype != "cgroup" && m.fstype != "cgroup2" {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
 			continue
 		}
 		path, ok := cgroupIn(m, cgroups)
 		if !ok {
 			continue
 		}
-		h := hierarchy{v2: m.fstype == "cgroup2", mount: m.point, current: m.point}
-		rel, below := strings.CutPrefix(path, m.root)
-		if below = below && (m.root == "/" || rel == "" || strings.HasPrefix(rel, "/")); below {
-			h.current = filepath.Join(m.point, rel)
+		h := hierarchy{v2: m.FSType == "cgroup2", mount: m.Point, current: m.Point}
+		rel, below := strings.CutPrefix(path, m.Root)
+		if below = below && (m.Root == "/" || rel == "" || strings.HasPrefix(rel, "/")); below {
+			h.current = filepath.Join(m.Point, rel)
 		}
-		i, dup := seen[m.dev]
+		dev := m.Dev()
+		i, dup := seen[dev]
 		switch {
 		case !dup:
-			seen[m.dev], exact[m.dev] = len(out), below
+			seen[dev], exact[dev] = len(out), below
 			out = append(out, h)
-		case below && !exact[m.dev]:
-			out[i], exact[m.dev] = h, true
+		case below && !exact[dev]:
+			out[i], exact[dev] = h, true
 		}
 	}
 	return out
 }
 
 // cgroupIn returns the process's cgroup in the hierarchy mounted by m.
-func cgroupIn(m mountInfo, cgroups []procCgroup) (string, bool) {
+func cgroupIn(m mountinfo.Mount, cgroups []procCgroup) (string, bool) {
 	for _, c := range cgroups {
 		switch {
-		case m.fstype == "cgroup2" && len(c.controllers) == 0:
+		case m.FSType == "cgroup2" && len(c.controllers) == 0:
 			return c.path, true
-		case m.fstype == "cgroup" && len(c.controllers) > 0 && !slices.ContainsFunc(c.controllers, func(x string) bool {
-			return !slices.Contains(m.super, x)
+		case m.FSType == "cgroup" && len(c.controllers) > 0 && !slices.ContainsFunc(c.controllers, func(x string) bool {
+			return !m.HasSuperOption(x)
 		}):
 			return c.path, true
 		}
@@ -213,10 +186,10 @@ func cgroupIn(m mountInfo, cgroups []procCgroup) (string, bool) {
 // layoutOf is how mounts has the cgroup file systems at /sys/fs/cgroup:
 // the topmost mount there, and the cgroup file systems on its directories
 // when it is a tmpfs. Links are left to the caller.
-func layoutOf(mounts []mountInfo) cgroupLayout {
+func layoutOf(mounts []mountinfo.Mount) cgroupLayout {
 	top := -1
 	for i, m := range mounts {
-		if m.point == cgroupDir {
+		if m.Point == cgroupDir {
 			top = i
 		}
 	}
@@ -224,14 +197,14 @@ func layoutOf(mounts []mountInfo) cgroupLayout {
 	if top < 0 {
 		return l
 	}
-	switch t := mounts[top]; t.fstype {
+	switch t := mounts[top]; t.FSType {
 	case "cgroup", "cgroup2":
 		l.Mounts = []fsMount{fsMountOf(t)}
 	case "tmpfs":
 		m := fsMountOf(t)
 		l.Tmpfs = &m
 		for _, m := range mounts[top+1:] {
-			if (m.fstype == "cgroup" || m.fstype == "cgroup2") && filepath.Dir(m.point) == cgroupDir {
+			if (m.FSType == "cgroup" || m.FSType == "cgroup2") && filepath.Dir(m.Point) == cgroupDir {
 				l.Mounts = append(l.Mounts, fsMountOf(m))
 			}
 		}
@@ -242,9 +215,9 @@ func layoutOf(mounts []mountInfo) cgroupLayout {
 // fsMountOf is how to mount m's file system again: the same super-block
 // options (less rw, ro and release_agent, which a cgroup namespace may
 // not set) and mount flags.
-func fsMountOf(m mountInfo) fsMount {
+func fsMountOf(m mountinfo.Mount) fsMount {
 	var data []string
-	for _, o := range m.super {
+	for _, o := range m.SuperOptions {
 		if o != "rw" && o != "ro" && !strings.HasPrefix(o, "release_agent=") {
 			data = append(data, o)
 		}
@@ -252,10 +225,10 @@ func fsMountOf(m mountInfo) fsMount {
 	flags := map[string]uintptr{"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV,
 		"noexec": unix.MS_NOEXEC, "noatime": unix.MS_NOATIME, "nodiratime": unix.MS_NODIRATIME}
 	var f uintptr
-	for _, o := range m.opts {
+	for _, o := range m.Options {
 		f |= flags[o]
 	}
-	return fsMount{Point: m.point, FSType: m.fstype, Data: strings.Join(data, ","), Flags: f}
+	return fsMount{Point: m.Point, FSType: m.FSType, Data: strings.Join(data, ","), Flags: f}
 }
 
 // readLinks returns the symbolic links in dir, by name.

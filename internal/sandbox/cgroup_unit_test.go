@@ -144,11 +144,3 @@ func TestCgroupName(t *testing.T) {
 		}
 	}
 }
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/a\134b`: `/a\b`, `/x\0`: `/x\0`, `/plain`: "/plain", `\9zz`: `\9zz`} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	mntinfo "github.com/wcp360/wcp360/internal/host/mountinfo"
 )
 
 // Mode is how a host's cgroup controllers are mounted.
@@ -85,22 +86,22 @@ func Detect(mountinfo string) (Capability, error) {
 	if err != nil {
 		return Capability{}, fmt.Errorf("cgroup: %w", err)
 	}
-	mounts, err := parseMountinfo(string(b))
+	mounts, err := mntinfo.Parse(string(b))
 	if err != nil {
-		return Capability{}, fmt.Errorf("%s: %w", mountinfo, err)
+		return Capability{}, fmt.Errorf("%w %s: %w", ErrParse, mountinfo, err)
 	}
 	c := Capability{V1: map[string]string{}}
 	for _, mt := range mounts {
-		switch mt.fstype {
+		switch mt.FSType {
 		case "cgroup2":
 			if c.Unified == "" {
-				c.Unified = mt.point
+				c.Unified = mt.Point
 			}
 		case "cgroup":
-			for _, o := range strings.Split(mt.superOpts, ",") {
+			for _, o := range mt.SuperOptions {
 				if slices.Contains(v1Controllers, o) {
 					if _, ok := c.V1[o]; !ok {
-						c.V1[o] = mt.point
+						c.V1[o] = mt.Point
 					}
 				}
 			}
@@ -138,54 +139,3 @@ func Detect(mountinfo string) (Capability, error) {
 
 // v1Controllers are the controller names a v1 mount's options may carry.
 var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"} //nolint:gochecknoglobals // read only
-
-type mount struct {
-	root, point, fstype, superOpts string
-}
-
-// parseMountinfo parses /proc/self/mountinfo (proc(5)):
-// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue".
-func parseMountinfo(s string) ([]mount, error) {
-	var out []mount
-	for l := range strings.Lines(s) {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		sep := slices.Index(f, "-")
-		if sep < 6 || len(f) < sep+4 {
-			return nil, fmt.Errorf("%w mountinfo line %q", ErrParse, strings.TrimSpace(l))
-		}
-		root, err1 := unescapeMount(f[3])
-		point, err2 := unescapeMount(f[4])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%w mountinfo line %q", ErrParse, strings.TrimSpace(l))
-		}
-		out = append(out, mount{root: root, point: point, fstype: f[sep+1], superOpts: f[sep+3]})
-	}
-	return out, nil
-}
-
-// unescapeMount undoes the kernel's octal escapes (\040 for a space).
-func unescapeMount(s string) (string, error) {
-	if !strings.Contains(s, `\`) {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+4 > len(s) {
-			return "", strconv.ErrSyntax
-		}
-		n, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
-		if err != nil {
-			return "", err
-		}
-		b.WriteByte(byte(n))
-		i += 3
-	}
-	return b.String(), nil
-}

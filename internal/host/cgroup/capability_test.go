@@ -92,19 +92,6 @@ func TestDetect(t *testing.T) {
 	})
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/x\134`: `/x\`, "/plain": "/plain"} {
-		if got, err := unescapeMount(in); err != nil || got != want {
-			t.Errorf("unescapeMount(%q) = %q, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{`/a\04`, `/a\`, `/a\999`} {
-		if _, err := unescapeMount(bad); err == nil {
-			t.Errorf("unescapeMount(%q) accepted", bad)
-		}
-	}
-}
-
 // TestHostCapability says, read only, what this machine offers. On a
 // hybrid host (cgroup2 at /sys/fs/cgroup/unified without controllers) the
 // limits cannot be enforced through cgroup2, and Enforced says so.

@@ -9,11 +9,17 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	mntinfo "github.com/wcp360/wcp360/internal/host/mountinfo"
 )
 
 // ErrUnsupported is wrapped by what cannot be done because the file system
 // has no (enforced) project quota: Info.Reason says why.
 var ErrUnsupported = errors.New("quota: the file system has no project quota")
+
+// ErrParse is wrapped by Detect's error for a mountinfo it cannot read
+// (with mountinfo.ErrParse).
+var ErrParse = errors.New("quota: cannot parse")
 
 // Info is what the file system that holds a path offers.
 type Info struct {
@@ -69,9 +75,9 @@ func Detect(mountinfo, path string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("quota: %w", err)
 	}
-	mounts, err := parseMountinfo(string(b))
+	mounts, err := mntinfo.Parse(string(b))
 	if err != nil {
-		return Info{}, fmt.Errorf("%s: %w", mountinfo, err)
+		return Info{}, fmt.Errorf("%w %s: %w", ErrParse, mountinfo, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -92,16 +98,16 @@ func Detect(mountinfo, path string) (Info, error) {
 	if info.Reason != "" {
 		return info, nil
 	}
-	if unix.Major(st.Dev) != m.major || unix.Minor(st.Dev) != m.minor {
+	if unix.Major(st.Dev) != m.Major || unix.Minor(st.Dev) != m.Minor {
 		return Info{}, fmt.Errorf("quota: %s says %s is on %s, stat says %d:%d: is it another mount namespace's?",
-			mountinfo, m.point, m.dev(), unix.Major(st.Dev), unix.Minor(st.Dev))
+			mountinfo, m.Point, m.Dev(), unix.Major(st.Dev), unix.Minor(st.Dev))
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(resolved, &sfs); err != nil {
 		return Info{}, fmt.Errorf("quota: statfs %s: %w", resolved, err)
 	}
 	info.BlockSize = uint64(sfs.Bsize) //nolint:gosec // a block size is positive
-	info.Device = deviceNode("/sys", "/dev", m.major, m.minor)
+	info.Device = deviceNode("/sys", "/dev", m.Major, m.Minor)
 	flags, err := info.state()
 	sc := syscalls{quotactl: true, quotactlFd: true}
 	if refused(err, unix.ENOSYS) {
@@ -113,18 +119,18 @@ func Detect(mountinfo, path string) (Info, error) {
 
 // detect is what mountinfo alone says of path: the mount, and a Reason for
 // file systems that have no project quota at all.
-func detect(mounts []mount, path string) (Info, mount, error) {
-	m, ok := mountOf(mounts, path)
+func detect(mounts []mntinfo.Mount, path string) (Info, mntinfo.Mount, error) {
+	m, ok := mntinfo.Holding(mounts, path)
 	if !ok {
-		return Info{}, mount{}, fmt.Errorf("no mount holds %s", path)
+		return Info{}, mntinfo.Mount{}, fmt.Errorf("no mount holds %s", path)
 	}
-	info := Info{Path: path, MountPoint: m.point, FSType: m.fstype, Dev: m.dev()}
-	switch m.fstype {
+	info := Info{Path: path, MountPoint: m.Point, FSType: m.FSType, Dev: m.Dev()}
+	switch m.FSType {
 	case "xfs", "ext4":
 	case "btrfs":
-		info.Reason = fmt.Sprintf("btrfs at %s has qgroups, not project quota, and WCP360 does not drive them; %s", m.point, advice)
+		info.Reason = fmt.Sprintf("btrfs at %s has qgroups, not project quota, and WCP360 does not drive them; %s", m.Point, advice)
 	default:
-		info.Reason = fmt.Sprintf("%s at %s has no project quota; %s", m.fstype, m.point, advice)
+		info.Reason = fmt.Sprintf("%s at %s has no project quota; %s", m.FSType, m.Point, advice)
 	}
 	return info, m, nil
 }
@@ -137,8 +143,8 @@ func detect(mounts []mount, path string) (Info, mount, error) {
 // operations: XFS mounted without quota options, ext4 without the quota
 // feature and mounted without quota options (Linux 6.1), as for every file
 // system on a kernel built without CONFIG_QUOTACTL.
-func judge(info Info, m mount, flags uint16, err error, sc syscalls) (acct, project bool, reason string) {
-	where := fmt.Sprintf("%s at %s", m.fstype, m.point)
+func judge(info Info, m mntinfo.Mount, flags uint16, err error, sc syscalls) (acct, project bool, reason string) {
+	where := fmt.Sprintf("%s at %s", m.FSType, m.Point)
 	if info.Device != "" {
 		where += " (" + info.Device + ")"
 	}
@@ -146,7 +152,7 @@ func judge(info Info, m mount, flags uint16, err error, sc syscalls) (acct, proj
 	case !sc.quotactl:
 		return false, false, fmt.Sprintf("%s: this kernel has no quota support (built without CONFIG_QUOTACTL): %v", where, err)
 	case refused(err, unix.ENOSYS) && info.Device == "" && !sc.quotactlFd:
-		return false, false, fmt.Sprintf("%s: /dev has no node for its device %s and this kernel has no quotactl_fd(2) (Linux 5.14) to reach it otherwise", where, m.dev())
+		return false, false, fmt.Sprintf("%s: /dev has no node for its device %s and this kernel has no quotactl_fd(2) (Linux 5.14) to reach it otherwise", where, m.Dev())
 	case refused(err, unix.ENOSYS):
 		// No quota operations on this file system: flags stay 0.
 	case err != nil:
@@ -156,9 +162,9 @@ func judge(info Info, m mount, flags uint16, err error, sc syscalls) (acct, proj
 	switch {
 	case acct && enfd:
 		return true, true, ""
-	case m.fstype == "xfs" && acct:
+	case m.FSType == "xfs" && acct:
 		return true, false, where + " counts project usage but does not enforce limits (mounted with pqnoenforce): mount it with prjquota"
-	case m.fstype == "xfs":
+	case m.FSType == "xfs":
 		return false, false, where + " is mounted without project quota: add prjquota to its mount options, unmount and mount it " +
 			"(XFS turns quotas on only when mounting, not on remount; for / use rootflags=prjquota on the kernel command line)"
 	case acct:

@@ -8,21 +8,23 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wcp360/wcp360/internal/host/mountinfo"
 )
 
 // judge's verdicts on what the kernel can answer (the VM test sees the
 // real answers of XFS and ext4).
 func TestJudge(t *testing.T) {
-	xfs := mount{point: "/srv", fstype: "xfs", major: 254, minor: 2, superOpts: []string{"rw", "prjquota"}}
-	xfsOff := mount{point: "/srv", fstype: "xfs", major: 254, minor: 2, superOpts: []string{"rw", "attr2"}}
-	ext4 := mount{point: "/srv", fstype: "ext4", major: 8, minor: 17, superOpts: []string{"rw"}}
+	xfs := mountinfo.Mount{Point: "/srv", FSType: "xfs", Major: 254, Minor: 2, SuperOptions: []string{"rw", "prjquota"}}
+	xfsOff := mountinfo.Mount{Point: "/srv", FSType: "xfs", Major: 254, Minor: 2, SuperOptions: []string{"rw", "attr2"}}
+	ext4 := mountinfo.Mount{Point: "/srv", FSType: "ext4", Major: 8, Minor: 17, SuperOptions: []string{"rw"}}
 	dev := Info{Device: "/dev/sdb1"}
 	enosys := &callError{call: "quotactl", err: unix.ENOSYS}
 	all := syscalls{quotactl: true, quotactlFd: true}
 	for _, c := range []struct {
 		name          string
 		info          Info
-		m             mount
+		m             mountinfo.Mount
 		flags         uint16
 		err           error
 		sc            syscalls
@@ -107,5 +109,53 @@ func TestDetectErrors(t *testing.T) {
 	}
 	if _, err := Detect(bad, "/"); !errors.Is(err, ErrParse) {
 		t.Errorf("Detect with a bad mountinfo: %v", err)
+	}
+}
+
+func readMounts(t *testing.T, name string) []mountinfo.Mount {
+	t.Helper()
+	mounts, err := mountinfo.Read(filepath.Join("..", "mountinfo", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mounts
+}
+
+// detect finds the mount of a path from mountinfo alone, and says why a
+// file system has no project quota before asking the kernel.
+func TestDetectFromMountinfo(t *testing.T) {
+	for _, c := range []struct {
+		file, path     string
+		point, fs, dev string
+		reason         string // a part of Reason; "" for none
+	}{
+		{"debian.txt", "/srv/www/acme", "/srv/www", "ext4", "8:17", ""},
+		{"debian.txt", "/srv/www", "/srv/www", "ext4", "8:17", ""},
+		{"debian.txt", "/srv/wwwx", "/srv", "xfs", "254:2", ""},
+		{"debian.txt", "/srv", "/srv", "xfs", "254:2", ""},
+		{"debian.txt", "/srv/www/acme/tmp/x", "/srv/www/acme/tmp", "tmpfs", "0:40",
+			"tmpfs at /srv/www/acme/tmp has no project quota; use XFS mounted with prjquota, or ext4 made with -O quota,project and mounted with prjquota"},
+		{"debian.txt", "/var/lib/wcp360/x", "/var/lib/wcp360", "btrfs", "8:33", "btrfs at /var/lib/wcp360 has qgroups, not project quota"},
+		{"debian.txt", "/home/x", "/", "ext4", "8:1", ""},
+		{"debian.txt", "/", "/", "ext4", "8:1", ""},
+		// Stacked: the XFS mounted over the tmpfs is what holds the path.
+		{"debian.txt", "/mnt/backup/a", "/mnt/backup", "xfs", "8:49", ""},
+		{"debian.txt", "/mnt/with space/a", "/mnt/with space", "xfs", "8:65", ""},
+		{"container.txt", "/srv/www/acme", "/srv/www", "xfs", "254:2", ""},
+		{"container.txt", "/etc/resolv.conf", "/etc/resolv.conf", "ext4", "254:0", ""},
+		{"container.txt", "/srv", "/", "overlay", "0:58", "overlay at / has no project quota"},
+	} {
+		info, _, err := detect(readMounts(t, c.file), c.path)
+		if err != nil {
+			t.Errorf("%s %s: %v", c.file, c.path, err)
+			continue
+		}
+		if info.Path != c.path || info.MountPoint != c.point || info.FSType != c.fs || info.Dev != c.dev ||
+			(c.reason == "") != (info.Reason == "") || !strings.Contains(info.Reason, c.reason) {
+			t.Errorf("%s %s: %+v; want mount point %s, %s on %s, reason %q", c.file, c.path, info, c.point, c.fs, c.dev, c.reason)
+		}
+	}
+	if _, _, err := detect(readMounts(t, "container.txt")[1:], "/srv"); err == nil {
+		t.Error("detect without a / mount: no error")
 	}
 }
