@@ -195,6 +195,10 @@ type Isolation struct {
 	// PressureStall within PressureWindow.
 	PressureStall  time.Duration `yaml:"pressureStall"`
 	PressureWindow time.Duration `yaml:"pressureWindow"`
+	// CPUPeriod is the CFS period every tenant's cpu limit is enforced
+	// over: the quota is the limit's share of it (cpu 50% with 10ms is
+	// 5ms of CPU per 10ms). 100ms is the kernel's and systemd's default.
+	CPUPeriod time.Duration `yaml:"cpuPeriod"`
 }
 
 // The values of isolation.cgroups.
@@ -355,7 +359,7 @@ func Default() Config {
 		},
 		UIDs: UIDRange{Min: 20000, Max: 59999},
 		Isolation: Isolation{Cgroups: CgroupsAuto, Subtree: "wcp360",
-			PressureStall: 100 * time.Millisecond, PressureWindow: time.Second},
+			PressureStall: 100 * time.Millisecond, PressureWindow: time.Second, CPUPeriod: 100 * time.Millisecond},
 		ACME: ACME{Directory: "https://acme-v02.api.letsencrypt.org/directory", RetryBase: time.Minute, RetryMax: time.Hour,
 			DNS: ACMEDNS{CheckAuthoritative: true}},
 	}

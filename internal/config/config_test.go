@@ -135,6 +135,7 @@ isolation:
   subtree: wcp-panel
   pressureStall: 200ms
   pressureWindow: 2s
+  cpuPeriod: 10ms
 acme:
   directory: https://acme-staging-v02.api.letsencrypt.org/directory
   email: admin@example.com
@@ -179,7 +180,7 @@ func fullConfig() Config {
 		UIDs: UIDRange{Min: 100000, Max: 199999},
 		Auth: Auth{AdminGroup: "wcp360-admin"},
 		Isolation: Isolation{Cgroups: CgroupsV1, Subtree: "wcp-panel", PressureStall: 200 * time.Millisecond,
-			PressureWindow: 2 * time.Second},
+			PressureWindow: 2 * time.Second, CPUPeriod: 10 * time.Millisecond},
 		ACME: ACME{Directory: "https://acme-staging-v02.api.letsencrypt.org/directory", Email: "admin@example.com",
 			CABundle: "/etc/wcp360/acme-roots.pem", EABKid: "kid-1", EABHMACKey: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
 			RetryBase: 30 * time.Second, RetryMax: 2 * time.Hour,
@@ -532,6 +533,23 @@ func TestLoadErrors(t *testing.T) {
 			want: []reported{{"controllers.backoffMax", invalid, "file:1"}},
 		},
 		{
+			name:    "cpuPeriod below the kernel's 1ms",
+			file:    "isolation:\n  cpuPeriod: 500us\n",
+			want:    []reported{{"isolation.cpuPeriod", invalid, "file:2"}},
+			message: "must be between 1ms and 1s, got 500µs",
+		},
+		{
+			name:    "cpuPeriod in nanoseconds",
+			env:     testEnv("WCP_ISOLATION_CPU_PERIOD=10000500ns"),
+			want:    []reported{{"isolation.cpuPeriod", invalid, "env WCP_ISOLATION_CPU_PERIOD"}},
+			message: "must be whole microseconds, got 10.0005ms",
+		},
+		{
+			name: "cpuPeriod above 1s",
+			env:  testEnv("WCP_ISOLATION_CPU_PERIOD=2s"),
+			want: []reported{{"isolation.cpuPeriod", invalid, "env WCP_ISOLATION_CPU_PERIOD"}},
+		},
+		{
 			name: "acme retryMax below retryBase",
 			file: "acme: {retryBase: 10m, retryMax: 5m}\n",
 			want: []reported{{"acme.retryMax", invalid, "file:1"}},
@@ -832,6 +850,7 @@ func TestEnvVar(t *testing.T) {
 		"isolation.subtree":           "WCP_ISOLATION_SUBTREE",
 		"isolation.pressureStall":     "WCP_ISOLATION_PRESSURE_STALL",
 		"isolation.pressureWindow":    "WCP_ISOLATION_PRESSURE_WINDOW",
+		"isolation.cpuPeriod":         "WCP_ISOLATION_CPU_PERIOD",
 		"uids.min":                    "WCP_UIDS_MIN",
 		"uids.max":                    "WCP_UIDS_MAX",
 		"acme.directory":              "WCP_ACME_DIRECTORY",

@@ -79,6 +79,7 @@ func schema() []field {
 		{"isolation.subtree", kindString, false, func(c *Config) any { return &c.Isolation.Subtree }},
 		{"isolation.pressureStall", kindDuration, false, func(c *Config) any { return &c.Isolation.PressureStall }},
 		{"isolation.pressureWindow", kindDuration, false, func(c *Config) any { return &c.Isolation.PressureWindow }},
+		{"isolation.cpuPeriod", kindDuration, false, func(c *Config) any { return &c.Isolation.CPUPeriod }},
 
 		{"acme.directory", kindString, false, func(c *Config) any { return &c.ACME.Directory }},
 		{"acme.email", kindString, false, func(c *Config) any { return &c.ACME.Email }},

@@ -301,6 +301,11 @@ func checkIsolation(es *Errors, i Isolation) {
 		i.PressureStall > i.PressureWindow {
 		es.add("isolation.pressureStall", ErrInvalidValue, fmt.Sprintf("must not be more than isolation.pressureWindow (%s), got %s", i.PressureWindow, i.PressureStall))
 	}
+	// The kernel's bounds on a CFS period (cpu.max, cpu.cfs_period_us),
+	// which it keeps in microseconds.
+	if checkDuration(es, "isolation.cpuPeriod", i.CPUPeriod, time.Millisecond, time.Second) && i.CPUPeriod%time.Microsecond != 0 {
+		es.add("isolation.cpuPeriod", ErrInvalidValue, fmt.Sprintf("must be whole microseconds, got %s", formatDuration(i.CPUPeriod)))
+	}
 }
 
 var cgroupNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)

@@ -88,7 +88,7 @@ func (d *daemonState) isolationSteps(st *store.Store) (*isolation.Cgroups, *isol
 	}
 	wwwRoot := d.cfg.Paths.WWWRoot
 	limits := &isolation.Cgroups{
-		Driver: drv, Pressure: d.pressure, Clock: time.Now,
+		Driver: drv, Pressure: d.pressure, Clock: time.Now, CPUPeriod: ic.CPUPeriod,
 		IODevice: func() (cgroup.Device, error) { return cgroup.DeviceOf(cgroup.SysDevBlock, wwwRoot) },
 	}
 	quota := &isolation.Quota{WWWRoot: wwwRoot, Clock: time.Now}

@@ -43,11 +43,13 @@ func TestMain(m *testing.M) {
 }
 
 type wcpd struct {
-	proc   *cmdrun.Process
-	socket string
-	client *http.Client
-	logs   *bytes.Buffer
-	out    *lockedWriter // writes to logs
+	proc *cmdrun.Process
+	// bin and cfg are the binary and its configuration file, for restart.
+	bin, cfg string
+	socket   string
+	client   *http.Client
+	logs     *bytes.Buffer
+	out      *lockedWriter // writes to logs
 }
 
 func buildWcpd(tb testing.TB) string {
@@ -99,39 +101,15 @@ func startWcpdWith(tb testing.TB, workers int, acme string) *wcpd {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	w := &wcpd{socket: socket, logs: &bytes.Buffer{}}
+	w := &wcpd{bin: bin, cfg: cfg, socket: socket, logs: &bytes.Buffer{}}
 	w.out = &lockedWriter{w: w.logs}
 	w.client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		MaxIdleConnsPerHost: 64,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		}}}
-	p, err := cmdrun.Start(context.Background(), cmdrun.Cmd{Path: bin, Args: []string{"serve", "--config", cfg}}, w.out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w.proc = p
-	tb.Cleanup(func() {
-		_ = p.Signal(syscall.SIGTERM)
-		select {
-		case <-p.Done():
-		case <-time.After(60 * time.Second):
-			_ = p.Signal(syscall.SIGKILL)
-		}
-	})
-	for i := 0; ; i++ {
-		resp, err := w.client.Get("http://wcpd/healthz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i > 600 {
-			tb.Fatalf("wcpd not healthy: %v\n%s", err, w.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	tb.Cleanup(func() { w.stop() })
+	w.launch(tb)
 	// First boot, as `wcp init` does: root on the socket.
 	resp, err := w.client.Post("http://wcpd/api/v1/bootstrap", "application/json", strings.NewReader("{}"))
 	if err != nil {
@@ -142,6 +120,70 @@ func startWcpdWith(tb testing.TB, workers int, acme string) *wcpd {
 		tb.Fatalf("first boot: %s\n%s", resp.Status, w.logs)
 	}
 	return w
+}
+
+// launch starts wcpd and waits until it is healthy.
+func (w *wcpd) launch(tb testing.TB) {
+	tb.Helper()
+	p, err := cmdrun.Start(context.Background(), cmdrun.Cmd{Path: w.bin, Args: []string{"serve", "--config", w.cfg}}, w.out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.proc = p
+	for i := 0; ; i++ {
+		resp, err := w.client.Get("http://wcpd/healthz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if i > 600 {
+			tb.Fatalf("wcpd not healthy: %v\n%s", err, w.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop stops wcpd (SIGTERM, SIGKILL after a minute) and reports whether
+// it exited within that minute.
+func (w *wcpd) stop() bool {
+	if w.proc == nil {
+		return true
+	}
+	_ = w.proc.Signal(syscall.SIGTERM)
+	select {
+	case <-w.proc.Done():
+		return true
+	case <-time.After(60 * time.Second):
+		_ = w.proc.Signal(syscall.SIGKILL)
+		<-w.proc.Done()
+		return false
+	}
+}
+
+// restart stops wcpd and starts it again, same database and state, with
+// extra appended to its configuration file (top-level sections the file
+// does not have yet, e.g. "isolation:\n  cpuPeriod: 10ms\n"). The PHP
+// masters keep running; wcpd adopts them and resyncs every resource.
+func (w *wcpd) restart(tb testing.TB, extra string) {
+	tb.Helper()
+	if !w.stop() {
+		tb.Fatalf("wcpd did not stop within a minute\n%s", w.logs)
+	}
+	w.client.CloseIdleConnections()
+	f, err := os.OpenFile(w.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, err = f.WriteString(extra)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.launch(tb)
 }
 
 // profileDir is $WCP_BENCH_PROFILE: a directory (outside the sandbox's

@@ -101,6 +101,14 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 		}
 		r.report(b, base)
 	})
+	b.Run("A-limited-10ms", func(b *testing.B) {
+		n.cpuPeriod(b, "10ms", 10000)
+		var r noisyResult
+		for b.Loop() {
+			r = n.phase(b, true)
+		}
+		r.report(b, base)
+	})
 }
 
 type noisy struct {
@@ -192,6 +200,57 @@ func (n *noisy) limitA(b *testing.B) {
 			b.Logf("tenant %s: %s not enforced: %s", noisyA, l, rs.NotEnforced[l])
 		}
 	}
+}
+
+// cpuPeriod restarts wcpd with isolation.cpuPeriod set to period, and
+// waits until wcpd has corrected A's cgroup to it (periodUS, in
+// microseconds): its resync at start finds the old period as drift.
+func (n *noisy) cpuPeriod(b *testing.B, period string, periodUS int) {
+	b.Helper()
+	n.w.restart(b, "isolation:\n  cpuPeriod: "+period+"\n")
+	want := strconv.Itoa(periodUS)
+	var have string
+	for range 600 {
+		body, err := n.fetch(n.bClient, n.a, "/pid.php")
+		if err == nil {
+			if have = noisyCPUPeriod(strings.TrimSpace(body)); have == want {
+				b.Logf("tenant %s: CFS period %s µs", noisyA, have)
+				n.aClient.CloseIdleConnections()
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatalf("tenant %s: CFS period %q after a minute, want %s\n%s", noisyA, have, want, n.w.logBytes())
+}
+
+// noisyCPUPeriod is the CFS period, in microseconds, of pid's cpu cgroup:
+// cpu.cfs_period_us on cgroup v1, the second field of cpu.max on
+// cgroup2; "" when it cannot be read.
+func noisyCPUPeriod(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return ""
+	}
+	for l := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(l), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		switch {
+		case f[1] == "cpu" || f[1] == "cpu,cpuacct":
+			if v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", f[2], "cpu.cfs_period_us")); err == nil {
+				return strings.TrimSpace(string(v))
+			}
+		case f[0] == "0" && f[1] == "":
+			if v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", f[2], "cpu.max")); err == nil {
+				if q := strings.Fields(string(v)); len(q) == 2 {
+					return q[1]
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // waitTenant polls the tenant until its current generation is Ready, or

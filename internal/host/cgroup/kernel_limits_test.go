@@ -353,6 +353,18 @@ func testKernelCPUMax(t *testing.T) {
 	if after.CPU.Some.Total <= before.CPU.Some.Total {
 		t.Errorf("cpu.pressure some total did not move: %s -> %s", before.CPU.Some, after.CPU.Some)
 	}
+	// A period of 10 ms: the kernel takes "5000 10000", and prints it
+	// back as Observe compares it.
+	short := Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}
+	if _, err := m.Apply("cpu", short); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(mustDir(t, m, "cpu"), "cpu.max"))); got != "5000 10000" {
+		t.Errorf("cpu.max = %q, want 5000 10000", got)
+	}
+	if diffs, err := m.Observe("cpu", short); err != nil || len(diffs) > 0 {
+		t.Errorf("Observe after a 10 ms period: %v, %v", diffs, err)
+	}
 }
 
 func mustDir(t *testing.T, m *Manager, tenant string) string {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
 )
@@ -25,6 +26,12 @@ type Limits struct {
 	// CPUPercent is a share of one CPU: 150 is one and a half CPUs, written
 	// as cpu.max "150000 100000".
 	CPUPercent int
+	// CPUPeriod is the CFS period the CPUPercent is enforced over, in
+	// whole microseconds from 1 ms to 1 s; zero is DefaultCPUPeriod
+	// (100 ms). The quota is CPUPercent of it: 150% of 10 ms is cpu.max
+	// "15000 10000". A tenant without a CPU limit keeps the default
+	// period, as systemd does.
+	CPUPeriod time.Duration
 	// Pids is pids.max.
 	Pids int64
 	// IO is io.max per block device (a whole disk, see DeviceOf). A device
@@ -43,6 +50,9 @@ func (l Limits) Validate() error {
 	}
 	if l.CPUPercent < 0 || l.CPUPercent > v1alpha1.MaxCPUPercent {
 		errs = append(errs, fmt.Errorf("%w: cpu %d%%: want 1%% to %d%%", ErrInvalidLimits, l.CPUPercent, v1alpha1.MaxCPUPercent))
+	}
+	if err := l.validateCPUPeriod(); err != nil {
+		errs = append(errs, err)
 	}
 	if l.Pids < 0 || l.Pids > pidsMax {
 		errs = append(errs, fmt.Errorf("%w: pids %d: want 1 to %d", ErrInvalidLimits, l.Pids, pidsMax))
@@ -119,12 +129,59 @@ func FromSpec(spec v1alpha1.TenantLimits, ioDevice Device) (Limits, error) {
 	return l, l.Validate()
 }
 
-// CPUMaxFor is cpu.max for a share of one CPU in percent (0: no limit).
-func CPUMaxFor(percent int) CPUMax {
-	if percent == 0 {
+// validateCPUPeriod checks CPUPeriod against the kernel's bounds on
+// cpu.max, and the quota it makes of CPUPercent against the kernel's
+// minimum quota (1 ms).
+func (l Limits) validateCPUPeriod() error {
+	if l.CPUPeriod == 0 {
+		return nil
+	}
+	if l.CPUPeriod%time.Microsecond != 0 || l.CPUPeriod < minCPUPeriod*time.Microsecond || l.CPUPeriod > maxCPUPeriod*time.Microsecond {
+		return fmt.Errorf("%w: cpu period %s: want whole microseconds from 1ms to 1s", ErrInvalidLimits, l.CPUPeriod)
+	}
+	if l.CPUPercent > 0 && l.CPUPercent <= v1alpha1.MaxCPUPercent {
+		if q := l.CPUMax().Quota; q < minCPUQuota {
+			return fmt.Errorf("%w: cpu %d%% of a %s period is a quota of %dµs, below the kernel's minimum of 1ms: "+
+				"the limit must be at least %d%% with this period (isolation.cpuPeriod)",
+				ErrInvalidLimits, l.CPUPercent, l.CPUPeriod, q, MinCPUPercent(l.CPUPeriod))
+		}
+	}
+	return nil
+}
+
+// MinCPUPercent is the smallest CPU limit, in percent of one CPU, whose
+// quota the kernel takes (1 ms) with the CFS period p (zero: the
+// default): 1% for periods of 100 ms and more, 10% for 10 ms.
+func MinCPUPercent(p time.Duration) int {
+	us := p.Microseconds()
+	if us <= 0 {
+		us = DefaultCPUPeriod
+	}
+	return int((100*minCPUQuota + us - 1) / us)
+}
+
+// cpuPeriod is CPUPeriod in microseconds, DefaultCPUPeriod for zero.
+func (l Limits) cpuPeriod() int64 {
+	if l.CPUPeriod == 0 {
+		return DefaultCPUPeriod
+	}
+	return l.CPUPeriod.Microseconds()
+}
+
+// CPUMax is the cpu.max l wants: CPUPercent of CPUPeriod, or "max" with
+// the default period when there is no CPU limit.
+func (l Limits) CPUMax() CPUMax {
+	if l.CPUPercent == 0 {
 		return CPUMax{Quota: -1, Period: DefaultCPUPeriod}
 	}
-	return CPUMax{Quota: int64(percent) * DefaultCPUPeriod / 100, Period: DefaultCPUPeriod}
+	p := l.cpuPeriod()
+	return CPUMax{Quota: int64(l.CPUPercent) * p / 100, Period: p}
+}
+
+// CPUMaxFor is cpu.max for a share of one CPU in percent (0: no limit)
+// with the default period.
+func CPUMaxFor(percent int) CPUMax {
+	return Limits{CPUPercent: percent}.CPUMax()
 }
 
 // setting is one interface file and the value the limits want in it, as
@@ -155,7 +212,7 @@ func (l Limits) settings(pageSize int64) []setting {
 	s := []setting{
 		{field: "memory.high", file: "memory.high", want: mem(l.MemoryHigh)},
 		{field: "memory.max", file: "memory.max", want: mem(l.MemoryMax)},
-		{field: "cpu.max", file: "cpu.max", want: CPUMaxFor(l.CPUPercent).String()},
+		{field: "cpu.max", file: "cpu.max", want: l.CPUMax().String()},
 		{field: "pids.max", file: "pids.max", want: pids},
 	}
 	for _, d := range sortedDevices(l.IO) {

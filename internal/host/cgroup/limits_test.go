@@ -60,6 +60,11 @@ func TestValidate(t *testing.T) {
 		{IO: map[Device]IOMax{{}: NoIOLimit()}},
 		{IO: map[Device]IOMax{{8, 0}: {0, Unlimited, Unlimited, Unlimited}}},
 		{IO: map[Device]IOMax{{8, 0}: {Unlimited, Unlimited, 1 << 32, Unlimited}}},
+		{CPUPeriod: 999 * time.Microsecond},
+		{CPUPeriod: time.Second + time.Microsecond},
+		{CPUPeriod: 10*time.Millisecond + 1},
+		// 9% of 10 ms is 900 µs: under the kernel's 1 ms quota.
+		{CPUPercent: 9, CPUPeriod: 10 * time.Millisecond},
 	} {
 		if err := l.Validate(); !errors.Is(err, ErrInvalidLimits) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalidLimits", l, err)
@@ -79,6 +84,50 @@ func TestSettings(t *testing.T) {
 	}
 	if d := cmp.Diff(want, l.settings(4096), cmp.AllowUnexported(setting{})); d != "" {
 		t.Errorf("settings (-want +got):\n%s", d)
+	}
+	// A period of 10 ms: the quota is 150% of it.
+	l.CPUPeriod = 10 * time.Millisecond
+	if got := l.settings(4096)[2]; got.field != "cpu.max" || got.want != "15000 10000" {
+		t.Errorf("cpu.max with a 10 ms period: %+v", got)
+	}
+}
+
+func TestCPUMax(t *testing.T) {
+	for _, c := range []struct {
+		l    Limits
+		want string
+	}{
+		{Limits{}, "max 100000"},
+		{Limits{CPUPercent: 150}, "150000 100000"},
+		{Limits{CPUPercent: 150, CPUPeriod: 100 * time.Millisecond}, "150000 100000"},
+		{Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}, "5000 10000"},
+		{Limits{CPUPercent: 10, CPUPeriod: 10 * time.Millisecond}, "1000 10000"},
+		{Limits{CPUPercent: 1, CPUPeriod: time.Second}, "10000 1000000"},
+		{Limits{CPUPercent: 33, CPUPeriod: 1500 * time.Microsecond}, "495 1500"}, // refused by Validate
+		// No limit: the default period, as systemd writes it.
+		{Limits{CPUPeriod: 10 * time.Millisecond}, "max 100000"},
+	} {
+		if got := c.l.CPUMax().String(); got != c.want {
+			t.Errorf("%+v: cpu.max %q, want %q", c.l, got, c.want)
+		}
+	}
+	if CPUMaxFor(150) != (Limits{CPUPercent: 150}).CPUMax() {
+		t.Error("CPUMaxFor is not the default period's")
+	}
+	for _, ok := range []Limits{
+		{CPUPercent: 10, CPUPeriod: 10 * time.Millisecond},
+		{CPUPercent: 100, CPUPeriod: time.Millisecond},
+		{CPUPercent: v1alpha1.MaxCPUPercent, CPUPeriod: time.Second},
+		{CPUPeriod: time.Millisecond}, // no cpu limit: any percent would do
+	} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", ok, err)
+		}
+	}
+	for p, want := range map[time.Duration]int{0: 1, 100 * time.Millisecond: 1, time.Second: 1, 10 * time.Millisecond: 10, 3 * time.Millisecond: 34, time.Millisecond: 100} {
+		if got := MinCPUPercent(p); got != want {
+			t.Errorf("MinCPUPercent(%s) = %d, want %d", p, got, want)
+		}
 	}
 }
 

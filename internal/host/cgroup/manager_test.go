@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -111,6 +112,39 @@ func TestManagerApplyObserve(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "io.max")); string(b) != "8:0 rbps=max wbps=max riops=max wiops=max" {
 		t.Errorf("io.max written %q, want the line that lifts 8:0's limit", b)
+	}
+}
+
+func TestManagerCPUPeriod(t *testing.T) {
+	root := fakeTree(t, "cpu io memory pids\n", "shop")
+	m, err := New(Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "wcp360", "shop")
+	l := Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}
+	writeT(t, filepath.Join(dir, "cpu.max"), "50000 100000\n") // the default period's 50%
+	got, err := m.Observe("shop", l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]host.Difference{{Field: "cpu.max", Want: "5000 10000", Have: "50000 100000"}}, got); d != "" {
+		t.Errorf("Observe (-want +got):\n%s", d)
+	}
+	if _, err := m.Apply("shop", l); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "cpu.max")); string(b) != "5000 10000" {
+		t.Errorf("cpu.max = %q, want \"5000 10000\"", b)
+	}
+	// A period changed by hand, the share kept, is drift all the same.
+	writeT(t, filepath.Join(dir, "cpu.max"), "10000 20000\n")
+	if got, err := m.Observe("shop", l); err != nil || len(got) != 1 || got[0].Have != "10000 20000" {
+		t.Errorf("Observe after a hand-changed period: %v, %v", got, err)
+	}
+	// A cpu limit under 1 ms of the period is refused before any write.
+	if _, err := m.Apply("shop", Limits{CPUPercent: 5, CPUPeriod: 10 * time.Millisecond}); !errors.Is(err, ErrInvalidLimits) {
+		t.Errorf("Apply 5%% of 10ms: %v, want ErrInvalidLimits", err)
 	}
 }
 

@@ -149,6 +149,8 @@ func (h sdHost) enforcement() Enforcement {
 }
 
 // sdFileProperties are the slice properties that write each cgroup file.
+// Setting CPUQuotaPerSecUSec again makes systemd write the quota and the
+// period (that of CPUQuotaPeriodUSec, compared on its own).
 var sdFileProperties = map[string][]string{ //nolint:gochecknoglobals // read only
 	"memory.high": {"MemoryHigh"}, "memory.max": {"MemoryMax"}, "cpu.max": {"CPUQuotaPerSecUSec"},
 	"pids.max": {"TasksMax"}, "io.max": sdIOProperties[:],
@@ -192,18 +194,15 @@ func (h sdHost) observeFiles(cg string, l Limits, pageSize int64) ([]host.Differ
 		same                          func(have string) bool
 	}
 	memWant, memSame := sdV1Memory(l.MemoryMax, pageSize)
-	quota := "-1"
-	if l.CPUPercent > 0 {
-		quota = strconv.FormatInt(CPUMaxFor(l.CPUPercent).Quota, 10)
-	}
+	cpu := l.CPUMax()
 	pids := "max"
 	if l.Pids > 0 {
 		pids = strconv.FormatInt(l.Pids, 10)
 	}
 	for _, f := range []v1File{
 		{LimitMemoryMax, "memory", "memory.limit_in_bytes", memWant, memSame},
-		{LimitCPU, "cpu", "cpu.cfs_quota_us", quota, nil},
-		{LimitCPU, "cpu", "cpu.cfs_period_us", strconv.Itoa(DefaultCPUPeriod), nil},
+		{LimitCPU, "cpu", "cpu.cfs_quota_us", strconv.FormatInt(cpu.Quota, 10), nil},
+		{LimitCPU, "cpu", "cpu.cfs_period_us", strconv.FormatInt(cpu.Period, 10), nil},
 		{LimitPids, "pids", "pids.max", pids, nil},
 	} {
 		if !slices.Contains(enforced, f.limit) {

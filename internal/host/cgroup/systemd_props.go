@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -45,13 +46,25 @@ func sdUint(n int64) uint64 {
 }
 
 // sdCPUQuota is CPUQuotaPerSecUSec for a share of one CPU in percent:
-// systemd writes cpu.max "<quota*period/1s> <period>" with its default
-// period of 100 ms, the same cpu.max as CPUMaxFor.
+// systemd writes cpu.max "<quota*period/1s> <period>" with the period of
+// CPUQuotaPeriodUSec (sdCPUPeriod), the same cpu.max as Limits.CPUMax.
 func sdCPUQuota(percent int) uint64 {
 	if percent <= 0 {
 		return sdInfinity
 	}
 	return uint64(percent) * 10000
+}
+
+// sdCPUPeriod is CPUQuotaPeriodUSec (systemd 242 and later) for l: its
+// period in microseconds, or infinity (systemd's default, 100 ms) for
+// the default period. With a period of its own, systemd writes no limit
+// as cpu.max "max 100000", as Limits.CPUMax does; and it lengthens a
+// period whose quota would be under 1 ms, which Limits.Validate refuses.
+func sdCPUPeriod(l Limits) uint64 {
+	if l.cpuPeriod() == DefaultCPUPeriod {
+		return sdInfinity
+	}
+	return uint64(l.cpuPeriod()) //nolint:gosec // 1000 to 1000000 (Validate)
 }
 
 // sliceProperties are the properties l sets on a tenant's slice, as
@@ -64,6 +77,11 @@ func sliceProperties(l Limits) []sddbus.Property {
 		{Name: "MemoryMax", Value: dbus.MakeVariant(sdUint(l.MemoryMax))},
 		{Name: "CPUQuotaPerSecUSec", Value: dbus.MakeVariant(sdCPUQuota(l.CPUPercent))},
 		{Name: "TasksMax", Value: dbus.MakeVariant(sdUint(l.Pids))},
+	}
+	// The default period is not sent: it is systemd's own, and systemd
+	// before 242 knows no CPUQuotaPeriodUSec.
+	if p := sdCPUPeriod(l); p != sdInfinity {
+		props = append(props, sddbus.Property{Name: "CPUQuotaPeriodUSec", Value: dbus.MakeVariant(p)})
 	}
 	for i, name := range sdIOProperties {
 		props = append(props, sddbus.Property{Name: name, Value: dbus.MakeVariant([]sdIOLimit{})})
@@ -108,7 +126,10 @@ func hasProperty(props []sddbus.Property, name string) bool {
 // them (GetUnitTypeProperties "Slice") with what l wants. The differences
 // are named and worded as systemctl set-property takes them ("MemoryMax":
 // want 536870912, have infinity; "CPUQuota": want 150%); the properties
-// returned set again what differs.
+// returned set again what differs. CPUQuotaPeriodSec is a difference
+// unless it is the period l wants; for the default period, infinity and
+// 100ms are the same, and a systemd that does not report it (before 242)
+// has it.
 func compareSliceProperties(have map[string]any, l Limits) ([]host.Difference, []sddbus.Property) {
 	var diffs []host.Difference
 	var fixes []sddbus.Property
@@ -134,6 +155,10 @@ func compareSliceProperties(have map[string]any, l Limits) ([]host.Difference, [
 			fixes = append(fixes, w...)
 		}
 	}
+	if d, fix, ok := compareCPUPeriod(have, l); !ok {
+		diffs = append(diffs, d)
+		fixes = append(fixes, fix)
+	}
 	for i, name := range sdIOProperties {
 		d := compareIOProperty(name, have[name], sdIOWant(l, i))
 		if len(d) > 0 {
@@ -148,6 +173,36 @@ func compareSliceProperties(have map[string]any, l Limits) ([]host.Difference, [
 		}
 	}
 	return diffs, fixes
+}
+
+// compareCPUPeriod compares CPUQuotaPeriodUSec with the period l wants;
+// when they differ, the difference and the property that sets it again
+// (infinity for the default period).
+func compareCPUPeriod(have map[string]any, l Limits) (host.Difference, sddbus.Property, bool) {
+	want := sdCPUPeriod(l)
+	v, present := have["CPUQuotaPeriodUSec"]
+	hv, ok := v.(uint64)
+	switch {
+	case want == sdInfinity && (!present || (ok && (hv == sdInfinity || hv == DefaultCPUPeriod))):
+		return host.Difference{}, sddbus.Property{}, true
+	case ok && hv == want:
+		return host.Difference{}, sddbus.Property{}, true
+	}
+	h := "unknown"
+	if ok {
+		h = sdFormatPeriod(hv)
+	}
+	return host.Difference{Field: "CPUQuotaPeriodSec", Want: sdFormatPeriod(want), Have: h},
+		sddbus.Property{Name: "CPUQuotaPeriodUSec", Value: dbus.MakeVariant(want)}, false
+}
+
+// sdFormatPeriod prints CPUQuotaPeriodUSec as a duration ("10ms"),
+// infinity as the default it stands for.
+func sdFormatPeriod(v uint64) string {
+	if v == sdInfinity {
+		return "infinity (100ms)"
+	}
+	return (time.Duration(v) * time.Microsecond).String() //nolint:gosec // at most 1 s, or from systemd
 }
 
 // compareIOProperty compares an IO property (a(st), which systemd lists

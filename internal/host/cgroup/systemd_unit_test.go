@@ -90,6 +90,18 @@ func TestSystemdCompareProperties(t *testing.T) {
 			fixes: []string{"IOReadBandwidthMax", "IOReadBandwidthMax", "IOWriteIOPSMax", "IOWriteIOPSMax"},
 		},
 		{
+			name: "the default period: infinity and 100ms are the same",
+			have: func(h map[string]any) { h["CPUQuotaPeriodUSec"] = uint64(100000) },
+		},
+		{
+			name: "the default period: a period set by hand",
+			have: func(h map[string]any) { h["CPUQuotaPeriodUSec"] = uint64(10000) },
+			diffs: []host.Difference{
+				{Field: "CPUQuotaPeriodSec", Want: "infinity (100ms)", Have: "10ms"},
+			},
+			fixes: []string{"CPUQuotaPeriodUSec"},
+		},
+		{
 			name: "unknown (a property systemd did not return) and accounting off",
 			have: func(h map[string]any) {
 				delete(h, "MemoryHigh")
@@ -117,6 +129,37 @@ func TestSystemdCompareProperties(t *testing.T) {
 				t.Errorf("fixes (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestSystemdComparePeriod(t *testing.T) {
+	l := Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}
+	for _, c := range []struct {
+		name string
+		have any // CPUQuotaPeriodUSec; nil: not returned
+		diff []host.Difference
+	}{
+		{"as wanted", uint64(10000), nil},
+		{"systemd's default", uint64(math.MaxUint64), []host.Difference{{Field: "CPUQuotaPeriodSec", Want: "10ms", Have: "infinity (100ms)"}}},
+		{"set by hand", uint64(100000), []host.Difference{{Field: "CPUQuotaPeriodSec", Want: "10ms", Have: "100ms"}}},
+		{"systemd before 242", nil, []host.Difference{{Field: "CPUQuotaPeriodSec", Want: "10ms", Have: "unknown"}}},
+	} {
+		have := sdHave(l)
+		if c.have != nil {
+			have["CPUQuotaPeriodUSec"] = c.have
+		}
+		diffs, fixes := compareSliceProperties(have, l)
+		if d := cmp.Diff(c.diff, diffs); d != "" {
+			t.Errorf("%s: differences (-want +got):\n%s", c.name, d)
+		}
+		if c.diff != nil && (len(fixes) != 1 || fixes[0].Name != "CPUQuotaPeriodUSec" || fixes[0].Value.Value() != uint64(10000)) {
+			t.Errorf("%s: fixes %v, want CPUQuotaPeriodUSec 10000", c.name, fixes)
+		}
+	}
+	// The default period is fixed by setting systemd's default back.
+	_, fixes := compareSliceProperties(map[string]any{"CPUQuotaPeriodUSec": uint64(10000)}, Limits{})
+	if p := propertiesNamed(fixes, "CPUQuotaPeriodUSec"); len(p) != 1 || p[0].Value.Value() != uint64(math.MaxUint64) {
+		t.Errorf("fix of a hand-set period: %v, want infinity", p)
 	}
 }
 
@@ -156,6 +199,23 @@ func TestSystemdSliceProperties(t *testing.T) {
 	}
 	if got := CPUMaxFor(1); got.Quota*1000000/got.Period != int64(sdCPUQuota(1)) {
 		t.Errorf("CPUQuotaPerSecUSec %d is not cpu.max %s", sdCPUQuota(1), got)
+	}
+	// The default period is systemd's: not sent (systemd before 242 does
+	// not know the property).
+	if p := propertiesNamed(props, "CPUQuotaPeriodUSec"); len(p) > 0 {
+		t.Errorf("CPUQuotaPeriodUSec sent for the default period: %v", p)
+	}
+	// 10 ms: systemd writes cpu.max "<CPUQuotaPerSecUSec * period / 1s>
+	// <period>", the cpu.max of Limits.CPUMax.
+	l = Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}
+	props = sliceProperties(l)
+	if d := cmp.Diff([]any{uint64(10000)}, get("CPUQuotaPeriodUSec")); d != "" {
+		t.Errorf("CPUQuotaPeriodUSec (-want +got):\n%s", d)
+	}
+	quota, _ := propertiesNamed(props, "CPUQuotaPerSecUSec")[0].Value.Value().(uint64)
+	systemd := CPUMax{Quota: int64(quota) * 10000 / 1000000, Period: 10000} //nolint:gosec // 500000
+	if systemd != l.CPUMax() {
+		t.Errorf("systemd's cpu.max %s, want %s", systemd, l.CPUMax())
 	}
 }
 
@@ -279,6 +339,8 @@ func TestSystemdObserveFilesHybrid(t *testing.T) {
 		{"as wanted but pids", Limits{CPUPercent: 150}, []string{"pids.max"}},
 		// MemoryHigh is not enforced on v1: never a difference.
 		{"memory limited, no cpu limit", Limits{MemoryHigh: 1 << 20, MemoryMax: 64 << 20}, []string{"memory.limit_in_bytes", "cpu.cfs_quota_us", "pids.max"}},
+		// 150% of 10 ms: both files differ.
+		{"a 10 ms period", Limits{CPUPercent: 150, CPUPeriod: 10 * time.Millisecond}, []string{"cpu.cfs_quota_us", "cpu.cfs_period_us", "pids.max"}},
 	} {
 		diffs, _, err := h.observeFiles(cg, c.l, 4096)
 		if err != nil {

@@ -60,8 +60,8 @@ type V1Options struct {
 //     throttles a tenant there. It is written as memory.soft_limit_in_bytes,
 //     which only makes the kernel reclaim the tenant's memory above it
 //     first when the whole host runs short. Enforcement says so.
-//   - cpu is cpu.cfs_quota_us per cpu.cfs_period_us (100000): the percent
-//     times 1000 microseconds, -1 for no limit.
+//   - cpu is cpu.cfs_quota_us per cpu.cfs_period_us (Limits.CPUPeriod,
+//     100000 by default): the percent of the period, -1 for no limit.
 //   - pids is pids.max.
 //   - io is blkio.throttle.{read,write}_{bps,iops}_device, a "MAJ:MIN
 //     value" line per device ("MAJ:MIN 0" removes one). It is only partly

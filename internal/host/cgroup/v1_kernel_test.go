@@ -305,34 +305,63 @@ func TestV1CPU(t *testing.T) {
 		after := mustUsage(t, v)
 		return float64(after.CPU-before.CPU) / float64(wall), before, after
 	}
-	frac, before, after := burn(1500)
-	used, periods := after.CPU-before.CPU, after.Periods-before.Periods
-	const quota = 50 * time.Millisecond
-	perPeriod := time.Duration(0)
-	if periods > 0 {
-		perPeriod = used / time.Duration(periods) //nolint:gosec // a few periods
+	// capped runs the 1.5 s busy loop under l (cpu 50%) and checks it got
+	// its quota per period; it returns the periods the loop ran in.
+	capped := func(l Limits) uint64 {
+		t.Helper()
+		c := l.CPUMax()
+		quota, period := time.Duration(c.Quota)*time.Microsecond, time.Duration(c.Period)*time.Microsecond
+		frac, before, after := burn(1500)
+		used, periods := after.CPU-before.CPU, after.Periods-before.Periods
+		perPeriod := time.Duration(0)
+		if periods > 0 {
+			perPeriod = used / time.Duration(periods) //nolint:gosec // a few periods
+		}
+		t.Logf("cpu 50%% of %v: %.3f CPUs over the 1.5 s busy loop (cpuacct.usage +%v); periods +%d, throttled +%d for %v; %v per period",
+			period, frac, used.Round(time.Millisecond), periods, after.Throttled-before.Throttled, after.ThrottledTime-before.ThrottledTime, perPeriod.Round(10*time.Microsecond))
+		// The cap: at most a quota per period, plus one for the periods the
+		// run straddles, whatever else the host runs.
+		if frac > 0.56 {
+			t.Errorf("the busy loop got %.3f CPUs under cpu 50%% of %v, more than its quota", frac, period)
+		}
+		// The loop spent its quota, and was throttled, in the periods it ran:
+		// it was held at the quota, not below it by other work.
+		if after.Throttled <= before.Throttled || after.ThrottledTime <= before.ThrottledTime {
+			t.Errorf("cpu.stat: throttled %d -> %d, throttled_time %v -> %v: want more", before.Throttled, after.Throttled, before.ThrottledTime, after.ThrottledTime)
+		}
+		if perPeriod < quota*7/10 || perPeriod > quota*11/10 {
+			t.Errorf("the busy loop used %v per period of %v, want about the quota %v", perPeriod, period, quota)
+		}
+		// Of the wall time: about half, unless the host had no half a CPU to
+		// give, or the child took long to start (a race-enabled binary): then
+		// the figure is the host's, not the limit's.
+		if frac < 0.35 {
+			t.Logf("the loop got only %.3f CPUs of the wall time, its start and exit included (%.3f of the %d periods it ran in)",
+				frac, float64(used)/float64(time.Duration(periods)*period), periods) //nolint:gosec // a few periods
+		}
+		return periods
 	}
-	t.Logf("cpu 50%%: %.3f CPUs over the 1.5 s busy loop (cpuacct.usage +%v); periods +%d, throttled +%d for %v; %v per period",
-		frac, used.Round(time.Millisecond), periods, after.Throttled-before.Throttled, after.ThrottledTime-before.ThrottledTime, perPeriod.Round(time.Millisecond))
-	// The cap: at most a quota per period, plus one for the periods the
-	// run straddles, whatever else the host runs.
-	if frac > 0.56 {
-		t.Errorf("the busy loop got %.3f CPUs under cpu 50%%, more than its quota", frac)
+	long := capped(Limits{CPUPercent: 50})
+
+	// A period of 10 ms: the same share, enforced in 5 ms slices, over
+	// about ten times as many periods.
+	short := Limits{CPUPercent: 50, CPUPeriod: 10 * time.Millisecond}
+	mustApply(t, v, short)
+	if q, p := readTrim(t, filepath.Join(dir, "cpu.cfs_quota_us")), readTrim(t, filepath.Join(dir, "cpu.cfs_period_us")); q != "5000" || p != "10000" {
+		t.Errorf("cfs_quota_us %s, cfs_period_us %s; want 5000 per 10000", q, p)
 	}
-	// The loop spent its quota, and was throttled, in the periods it ran:
-	// it was held at the quota, not below it by other work.
-	if after.Throttled <= before.Throttled || after.ThrottledTime <= before.ThrottledTime {
-		t.Errorf("cpu.stat: throttled %d -> %d, throttled_time %v -> %v: want more", before.Throttled, after.Throttled, before.ThrottledTime, after.ThrottledTime)
+	if n := capped(short); n < long*6 || n > long*14 {
+		t.Errorf("the loop ran in %d periods of 10 ms and %d of 100 ms: want about ten times as many", n, long)
 	}
-	if perPeriod < quota*7/10 || perPeriod > quota*11/10 {
-		t.Errorf("the busy loop used %v per period, want about the quota %v", perPeriod, quota)
+	// The default period written back by hand is drift.
+	write(t, filepath.Join(dir, "cpu.cfs_period_us"), "100000")
+	diffs, err := v.Observe(v1Tenant, short)
+	if err != nil || len(diffs) != 1 || diffs[0] != (host.Difference{Field: "cpu.cfs_period_us", Want: "10000", Have: "100000"}) {
+		t.Errorf("Observe after a hand-changed period: %v, %v", diffs, err)
 	}
-	// Of the wall time: about half, unless the host had no half a CPU to
-	// give, or the child took long to start (a race-enabled binary): then
-	// the figure is the host's, not the limit's.
-	if frac < 0.35 {
-		t.Logf("the loop got only %.3f CPUs of the wall time, its start and exit included (%.3f of the %d periods it ran in)",
-			frac, float64(used)/float64(time.Duration(periods)*100*time.Millisecond), periods) //nolint:gosec // a few periods
+	mustApply(t, v, short)
+	if p := readTrim(t, filepath.Join(dir, "cpu.cfs_period_us")); p != "10000" {
+		t.Errorf("cfs_period_us %s after Apply, want 10000", p)
 	}
 
 	if runtime.NumCPU() < 2 {
@@ -342,7 +371,7 @@ func TestV1CPU(t *testing.T) {
 	if q := readTrim(t, filepath.Join(dir, "cpu.cfs_quota_us")); q != "-1" {
 		t.Errorf("cfs_quota_us %s without a limit, want -1", q)
 	}
-	frac, before, after = burn(500)
+	frac, before, after := burn(500)
 	t.Logf("no cpu limit: %.3f CPUs over the 0.5 s busy loop of two threads; throttled +%d", frac, after.Throttled-before.Throttled)
 	if after.Throttled != before.Throttled {
 		t.Errorf("without a limit the loop was throttled %d times", after.Throttled-before.Throttled)

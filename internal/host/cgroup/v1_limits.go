@@ -124,7 +124,7 @@ func (v *V1) observeMemory(dir string, l Limits) ([]v1Fix, error) {
 }
 
 func (v *V1) observeCPU(dir string, l Limits) ([]v1Fix, error) {
-	c := CPUMaxFor(l.CPUPercent)
+	c := l.CPUMax()
 	var fixes []v1Fix
 	// The period first: the quota is checked against it.
 	for _, s := range []struct{ file, want string }{

@@ -35,7 +35,10 @@ type Cgroups struct {
 	// Pressure, when set, watches each tenant's pressure (Watch at apply,
 	// Forget at removal).
 	Pressure *Pressure
-	Clock    func() time.Time
+	// CPUPeriod is the CFS period of every tenant's CPU limit
+	// (isolation.cpuPeriod); zero is the kernel's default, 100 ms.
+	CPUPeriod time.Duration
+	Clock     func() time.Time
 
 	mu    sync.Mutex
 	known map[string]bool // tenants with a cgroup, for Tenants
@@ -91,6 +94,12 @@ func (c *Cgroups) limits(row store.Resource) (l cgroup.Limits, spec v1alpha1.Ten
 		}
 	}
 	if l, err = cgroup.FromSpec(spec, dev); err != nil {
+		return l, ts.Limits, noIO, reconcile.Terminal(fmt.Errorf("spec.limits: %w", err))
+	}
+	// A cpu limit too small for the period is the spec's to fix (or the
+	// configuration's): stalled, as any invalid limit.
+	l.CPUPeriod = c.CPUPeriod
+	if err = l.Validate(); err != nil {
 		return l, ts.Limits, noIO, reconcile.Terminal(fmt.Errorf("spec.limits: %w", err))
 	}
 	return l, ts.Limits, noIO, nil
