@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/host/sdbus"
 )
 
 // Errors of the Systemd driver, for errors.Is.
@@ -26,8 +26,8 @@ var (
 	// Remove did, or the host rebooted since (transient slices do not
 	// survive a reboot).
 	ErrSliceInactive = errors.New("cgroup: the tenant's systemd slice is not active")
-	// ErrSystemd wraps what systemd answered.
-	ErrSystemd = errors.New("cgroup: systemd")
+	// ErrSystemd wraps what systemd answered (sdbus.ErrSystemd).
+	ErrSystemd = sdbus.ErrSystemd
 )
 
 // SystemdOptions configure a Systemd driver.
@@ -73,9 +73,7 @@ type Systemd struct {
 	timeout  time.Duration
 	pageSize int64
 
-	mu      sync.Mutex
-	conn    *sddbus.Conn
-	version string
+	sd sdbus.Conn
 }
 
 var _ Driver = (*Systemd)(nil)
@@ -106,21 +104,12 @@ func NewSystemd(ctx context.Context, opts SystemdOptions) (*Systemd, error) {
 
 // Close closes the connection to systemd; the slices stay.
 func (s *Systemd) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-	}
+	s.sd.Close()
 	return nil
 }
 
 // Version is systemd's version, as it says ("252.39-1~deb12u2").
-func (s *Systemd) Version() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.version
-}
+func (s *Systemd) Version() string { return s.sd.Version() }
 
 // Enforcement says which limits the kernel enforces through systemd here:
 // those whose controller systemd can use (see sdHost.enforcement).
@@ -144,33 +133,8 @@ func SystemdSliceCgroup(tenant string) string {
 	return "/wcp360.slice/wcp360-tenant.slice/" + SystemdSlice(tenant)
 }
 
-// dbusConn returns the connection to systemd, dialling again when it was
-// lost (systemd re-executed, say).
-func (s *Systemd) dbusConn(ctx context.Context) (*sddbus.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil && s.conn.Connected() {
-		return s.conn, nil
-	}
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: connect to /run/systemd/private: %w", ErrSystemd, err)
-	}
-	// The connection lives until Close: a context given to the dial
-	// would close it when it ends.
-	c, err := sddbus.NewSystemdConnectionContext(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("%w: connect to /run/systemd/private: %w", ErrSystemd, err)
-	}
-	if v, err := c.GetManagerProperty("Version"); err == nil {
-		s.version = strings.Trim(v, `"`)
-	}
-	s.conn = c
-	return c, nil
-}
+// dbusConn returns the connection to systemd (sdbus.Conn).
+func (s *Systemd) dbusConn(ctx context.Context) (*sddbus.Conn, error) { return s.sd.Get(ctx) }
 
 // callCtx bounds a call of Apply, Observe, ... that has no context.
 func (s *Systemd) callCtx() (context.Context, context.CancelFunc) {
@@ -179,23 +143,7 @@ func (s *Systemd) callCtx() (context.Context, context.CancelFunc) {
 
 // job runs a job-returning call and waits for the job's result.
 func (s *Systemd) job(ctx context.Context, what string, call func(c *sddbus.Conn, ch chan<- string) (int, error)) error {
-	c, err := s.dbusConn(ctx)
-	if err != nil {
-		return err
-	}
-	ch := make(chan string, 1) // buffered: go-systemd delivers while holding its lock
-	if _, err := call(c, ch); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrSystemd, what, err)
-	}
-	select {
-	case res := <-ch:
-		if res != "done" {
-			return fmt.Errorf("%w: %s: job %s", ErrSystemd, what, res)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %s: %w", ErrSystemd, what, context.Cause(ctx))
-	}
+	return s.sd.Job(ctx, what, call)
 }
 
 // sliceState is what systemd says of a tenant's slice.

@@ -16,6 +16,8 @@ import (
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/wcp360/wcp360/internal/host/sdbus"
 )
 
 // Runners, the values of Options.Runner.
@@ -69,9 +71,9 @@ func newRunner(m *Manager) (runner, error) {
 type systemdRunner struct {
 	m *Manager
 
-	mu      sync.Mutex
-	conn    *sddbus.Conn
-	version int // systemd's, for the properties newer versions know
+	sd sdbus.Conn // systemd; its version tells the properties it knows
+
+	mu sync.Mutex
 	// inodes: the inode of the socket file each socket unit bound, taken
 	// after it started (or when first seen): the socket file is current
 	// while it has this inode.
@@ -119,31 +121,10 @@ const (
 )
 
 // errSystemd wraps what systemd answered.
-var errSystemd = errors.New("systemd")
+var errSystemd = sdbus.ErrSystemd
 
-// dbusConn returns the connection to systemd, dialling again when it was
-// lost (systemd re-executed, say).
-func (s *systemdRunner) dbusConn() (*sddbus.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil && s.conn.Connected() {
-		return s.conn, nil
-	}
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-	}
-	// The connection lives until close: it must not end with a caller's context.
-	c, err := sddbus.NewSystemdConnectionContext(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("connect to systemd (/run/systemd/private): %w", err)
-	}
-	if v, err := c.GetManagerProperty("Version"); err == nil {
-		s.version = leadingInt(strings.Trim(v, `"`))
-	}
-	s.conn = c
-	return c, nil
-}
+// dbusConn returns the connection to systemd (sdbus.Conn).
+func (s *systemdRunner) dbusConn() (*sddbus.Conn, error) { return s.sd.Get(context.Background()) }
 
 func leadingInt(s string) int {
 	i := 0
@@ -174,23 +155,7 @@ func (s *systemdRunner) unitStates(ctx context.Context, units ...string) (map[st
 
 // job runs a job-returning call and waits for the job's result.
 func (s *systemdRunner) job(ctx context.Context, what string, call func(c *sddbus.Conn, ch chan<- string) (int, error)) error {
-	c, err := s.dbusConn()
-	if err != nil {
-		return err
-	}
-	ch := make(chan string, 1) // buffered: go-systemd delivers while holding its lock
-	if _, err := call(c, ch); err != nil {
-		return fmt.Errorf("%w: %s: %w", errSystemd, what, err)
-	}
-	select {
-	case res := <-ch:
-		if res != "done" {
-			return fmt.Errorf("%w: %s: job %s", errSystemd, what, res)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %s: %w", errSystemd, what, ctx.Err())
-	}
+	return s.sd.Job(ctx, what, call)
 }
 
 // socketProps and serviceProps are the units of a master.
@@ -230,7 +195,7 @@ func (s *systemdRunner) serviceProps(r *rendered) []sddbus.Property {
 		// start-limit-hit service would take its socket down too).
 		{Name: "StartLimitIntervalUSec", Value: usec(0)},
 	}
-	if s.version >= 254 {
+	if leadingInt(s.sd.Version()) >= 254 {
 		// Backoff, as wcpd's own supervisor does (systemd 254 and later).
 		steps := 0
 		for d := m.opts.RestartDelay; d < m.opts.MaxRestartDelay; d *= 2 {
@@ -658,11 +623,6 @@ func (s *systemdRunner) close() error {
 		}
 		in.mu.Unlock()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-	}
+	s.sd.Close()
 	return nil
 }
