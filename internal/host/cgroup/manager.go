@@ -11,9 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/wcp360/wcp360/internal/host"
 )
@@ -264,40 +261,6 @@ func (m *Manager) Remove(ctx context.Context, tenant string) (bool, error) {
 		return false, nil
 	}
 	return true, removeTree(ctx, dir)
-}
-
-// removeTree removes the cgroup dir and any below it (made by hand, or by
-// a program of the tenant's with a delegated subtree), deepest first,
-// killing what runs in them.
-func removeTree(ctx context.Context, dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cgroup: %w", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			if err := removeTree(ctx, filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		err := unix.Rmdir(dir)
-		switch {
-		case err == nil, errors.Is(err, unix.ENOENT):
-			return nil
-		case !errors.Is(err, unix.EBUSY):
-			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
-		}
-		if err := writeFile(filepath.Join(dir, "cgroup.kill"), "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %s: %w", ErrBusy, dir, context.Cause(ctx))
-		case <-time.After(delay):
-		}
-	}
 }
 
 // Pressure is the PSI of CPU, memory and I/O.

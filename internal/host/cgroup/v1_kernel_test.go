@@ -102,7 +102,7 @@ func v1RemoveSubtree(t *testing.T, c Capability, subtree string) {
 		dirs[filepath.Join(c.Unified, subtree)] = true
 	}
 	for d := range dirs {
-		if err := v1RemoveTree(ctx, d); err != nil {
+		if err := removeTree(ctx, d); err != nil {
 			t.Errorf("clean up: %v", err)
 		}
 	}

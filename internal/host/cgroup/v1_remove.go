@@ -38,23 +38,24 @@ func (v *V1) Remove(ctx context.Context, tenant string) (bool, error) {
 			continue
 		}
 		found = true
-		if err := v1RemoveTree(ctx, d.path); err != nil {
+		if err := removeTree(ctx, d.path); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return found, errors.Join(errs...)
 }
 
-// v1RemoveTree removes the cgroup dir and those below it, deepest first,
-// killing what runs in them.
-func v1RemoveTree(ctx context.Context, dir string) error {
+// removeTree removes the cgroup dir and those below it (made by hand, or
+// by a program of the tenant's with a delegated subtree), deepest first,
+// killing what runs in them: for every driver, on cgroup2 and v1.
+func removeTree(ctx context.Context, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	for _, e := range entries {
 		if e.IsDir() {
-			if err := v1RemoveTree(ctx, filepath.Join(dir, e.Name())); err != nil {
+			if err := removeTree(ctx, filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -67,7 +68,7 @@ func v1RemoveTree(ctx context.Context, dir string) error {
 		case !errors.Is(err, unix.EBUSY):
 			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
 		}
-		if err := v1Kill(dir); err != nil {
+		if err := killCgroup(dir); err != nil {
 			return err
 		}
 		select {
@@ -79,13 +80,13 @@ func v1RemoveTree(ctx context.Context, dir string) error {
 	}
 }
 
-// v1Kill sends SIGKILL to every process in the cgroup dir but this one:
+// killCgroup sends SIGKILL to every process in the cgroup dir but this one:
 // through cgroup.kill where there is one (cgroup2 since Linux 5.14),
 // else to each process of cgroup.procs through a pidfd, so that a process
 // id reused by a process elsewhere is never signalled: a process is
 // killed only when its pidfd was opened before a read of cgroup.procs
 // that still lists it.
-func v1Kill(dir string) error {
+func killCgroup(dir string) error {
 	if err := writeFile(filepath.Join(dir, "cgroup.kill"), "1"); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
