@@ -119,6 +119,27 @@ func TestDomainACMEFailureKeepsServingAndBacksOff(t *testing.T) {
 		case stalled && !placeholderBack && time.Now().After(notAfter) && c == nil && e.TLS != nil && !e.TLS.Trusted:
 			placeholderBack, placeholderTime = true, time.Since(notAfter).Round(100*time.Millisecond)
 			expectPlaceholder(t, expiring)
+		case stalled && !placeholderBack && time.Now().After(notAfter) && e.TLS != nil && e.TLS.Trusted &&
+			e.TLS.NotAfter != nil && e.TLS.NotAfter.After(notAfter):
+			// pebble now and then finalizes a new order on the valid
+			// authorization of an earlier one (despite
+			// PEBBLE_AUTHZREUSE=0), so a renewal can succeed although the
+			// name leads nowhere. Then the new certificate must serve.
+			placeholderBack, placeholderTime = true, time.Since(notAfter).Round(100*time.Millisecond)
+			// Looked at unverified until nginx has reloaded (the expired
+			// one would not verify), then verified.
+			unverified := &tls.Config{ServerName: expiring, InsecureSkipVerify: true} //nolint:gosec // compared by hand below
+			got := handshake(t, expiring, unverified).PeerCertificates[0]
+			for wait := time.Now().Add(5 * time.Second); !got.NotAfter.Equal(*e.TLS.NotAfter) && time.Now().Before(wait); {
+				time.Sleep(100 * time.Millisecond)
+				got = handshake(t, expiring, unverified).PeerCertificates[0]
+			}
+			if !got.NotAfter.Equal(*e.TLS.NotAfter) {
+				t.Errorf("%s: status has a new certificate (until %s), nginx serves one until %s", expiring, e.TLS.NotAfter, got.NotAfter)
+			} else {
+				handshake(t, expiring, verified)
+			}
+			t.Logf("%s: the CA issued a new certificate on an earlier authorization after the first expired; it serves", expiring)
 		}
 	}
 	t.Logf("unreachable.acme.test's order failed with: %s", unreachableErr)
