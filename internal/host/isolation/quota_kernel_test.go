@@ -2,12 +2,10 @@ package isolation
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -16,11 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wcp360/wcp360/apis/v1alpha1"
-	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/conditions"
 	"github.com/wcp360/wcp360/internal/host"
 	"github.com/wcp360/wcp360/internal/host/quota"
 	"github.com/wcp360/wcp360/internal/store"
+	"github.com/wcp360/wcp360/internal/testutil/tenantio"
 	"github.com/wcp360/wcp360/internal/testutil/vm"
 )
 
@@ -136,8 +134,8 @@ func testQuotaStep(t *testing.T, fs quotaStepFS, now time.Time) {
 		if errno != fs.full {
 			t.Errorf("writing past the limit failed with %s, want %s", errno, fs.full)
 		}
-		if base+n > limitBytes || base+n < limitBytes-writeChunk {
-			t.Errorf("the tenant could write %d bytes over %d: want up to the %d limit, within %d", n, base, limitBytes, writeChunk)
+		if base+n > limitBytes || base+n < limitBytes-tenantio.Chunk {
+			t.Errorf("the tenant could write %d bytes over %d: want up to the %d limit, within %d", n, base, limitBytes, tenantio.Chunk)
 		}
 		if d.UsedBytes < base+n || d.UsedBytes > base+roundUp(n, quotaBlk)+quotaBlk || d.UsedBytes > limitBytes {
 			t.Errorf("UsedBytes = %d after writing %d over %d, want that (in whole blocks) and at most the limit", d.UsedBytes, n, base)
@@ -371,25 +369,11 @@ func reportQuota(t *testing.T, q *Quota, row store.Resource) v1alpha1.Status {
 	return st
 }
 
-// fillAsTenant runs the fill role (main_test.go) as the tenant's uid and
-// gid: it appends up to n bytes to path and returns how many it wrote and
-// the errno that stopped it ("none").
+// fillAsTenant appends up to n bytes to path as the tenant's uid and gid
+// and returns how many it wrote and the errno that stopped it ("none").
 func fillAsTenant(t *testing.T, path string, n uint64) (uint64, string) {
 	t.Helper()
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{
-		Path:       os.Args[0],
-		Env:        []string{envRole + "=fill", envPath + "=" + path, envMax + "=" + strconv.FormatUint(n, 10)},
-		Credential: &syscall.Credential{Uid: quotaTenant, Gid: quotaTenant},
-	})
-	if err != nil {
-		t.Fatalf("fill %s as uid %d: %v", path, quotaTenant, err)
-	}
-	var done uint64
-	var errno string
-	if _, err := fmt.Sscanf(string(out), "n=%d err=%s", &done, &errno); err != nil {
-		t.Fatalf("fill %s: output %q: %v", path, out, err)
-	}
-	return done, errno
+	return tenantio.Run(t, quotaTenant, tenantio.Fill, path, n)
 }
 
 // mountQuotaDisk mounts the VM's disk on a new directory under /mnt,

@@ -2,7 +2,6 @@ package quota
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,117 +15,30 @@ import (
 
 	"github.com/wcp360/wcp360/internal/cmdrun"
 	"github.com/wcp360/wcp360/internal/host"
+	"github.com/wcp360/wcp360/internal/testutil/tenantio"
 	"github.com/wcp360/wcp360/internal/testutil/vm"
-)
-
-// The test binary is also the tenant's process in the kernel tests: with
-// envRole set, TestMain runs that role (see role) instead of the tests.
-const (
-	envRole = "WCP_QUOTA_TEST_ROLE"
-	envPath = "WCP_QUOTA_TEST_PATH"
-	envMax  = "WCP_QUOTA_TEST_MAX"
 )
 
 // tenant is the uid (and gid, and project id) of the kernel tests' tenant.
 const tenant = 20001
 
-const (
-	chunk = 64 << 10
-	// blk is the block size of the VM's file systems (mkfs defaults).
-	blk = 4096
-)
+// blk is the block size of the VM's file systems (mkfs defaults).
+const blk = 4096
 
+// The test binary is also the tenant's process in the kernel tests
+// (tenantio).
 func TestMain(m *testing.M) {
-	if r := os.Getenv(envRole); r != "" {
-		os.Exit(role(r, os.Getenv(envPath), os.Getenv(envMax)))
+	if code, exit := tenantio.Main(); exit {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
 
-// role is the tenant's side of the kernel tests. It prints "n=<count>
-// err=<errno name, or none>" and exits 0 when the run went as far as it
-// could:
-//
-//	fill:  append to the file path, 64 KiB at a time, up to max bytes; n is what was written
-//	touch: make empty files <path>/f<i> until max; n is how many were made
-func role(r, path, maxs string) int {
-	n, err := strconv.ParseUint(maxs, 10, 64)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	var done uint64
-	switch r {
-	case "fill":
-		done, err = fill(path, n)
-	case "touch":
-		done, err = touch(path, n)
-	default:
-		fmt.Fprintf(os.Stderr, "unknown role %q\n", r)
-		return 2
-	}
-	name := "none"
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &errno):
-		name = unix.ErrnoName(errno)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	fmt.Printf("n=%d err=%s\n", done, name)
-	return 0
-}
-
-func fill(path string, n uint64) (uint64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	buf := make([]byte, chunk)
-	var done uint64
-	for done < n {
-		w, err := f.Write(buf[:min(uint64(len(buf)), n-done)])
-		done += uint64(w)
-		if err != nil {
-			_ = f.Close()
-			return done, err
-		}
-	}
-	return done, f.Close()
-}
-
-func touch(dir string, n uint64) (uint64, error) {
-	for i := range n {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return i, err
-		}
-		if err := f.Close(); err != nil {
-			return i, err
-		}
-	}
-	return n, nil
-}
-
-// asTenant runs role as the tenant's uid and gid, and returns what it
-// reports.
+// asTenant runs role (tenantio.Fill, tenantio.Touch) as the tenant's uid
+// and gid, and returns what it reports.
 func asTenant(t *testing.T, r, path string, n uint64) (uint64, string) {
 	t.Helper()
-	out, err := cmdrun.Run(t.Context(), cmdrun.Cmd{
-		Path:       os.Args[0],
-		Env:        []string{envRole + "=" + r, envPath + "=" + path, envMax + "=" + strconv.FormatUint(n, 10)},
-		Credential: &syscall.Credential{Uid: tenant, Gid: tenant},
-	})
-	if err != nil {
-		t.Fatalf("%s %s as uid %d: %v", r, path, tenant, err)
-	}
-	var done uint64
-	var errno string
-	if _, err := fmt.Sscanf(string(out), "n=%d err=%s", &done, &errno); err != nil {
-		t.Fatalf("%s %s: output %q: %v", r, path, out, err)
-	}
-	return done, errno
+	return tenantio.Run(t, tenant, r, path, n)
 }
 
 // kernelFS is one file system the kernel tests put project quota on, and
@@ -325,7 +237,7 @@ func testFS(t *testing.T, fs kernelFS) {
 		}
 		base := mustGet(t, info).Bytes
 		big := filepath.Join(home, "sub", "big")
-		n, errno := asTenant(t, "fill", big, 2*limit)
+		n, errno := asTenant(t, tenantio.Fill, big, 2*limit)
 		used := mustGet(t, info).Bytes
 		t.Logf("the tenant wrote %d bytes over %d used, stopped by %s; Get says %d used of %d", n, base, errno, used, limit)
 		if errno != fs.full {
@@ -333,15 +245,15 @@ func testFS(t *testing.T, fs kernelFS) {
 		}
 		// It stops within a chunk of the limit, and Get counts what was
 		// written, in whole blocks.
-		if base+n > limit || base+n < limit-chunk {
-			t.Errorf("the tenant could write %d bytes over %d: want up to the %d limit, within %d", n, base, limit, chunk)
+		if base+n > limit || base+n < limit-tenantio.Chunk {
+			t.Errorf("the tenant could write %d bytes over %d: want up to the %d limit, within %d", n, base, limit, tenantio.Chunk)
 		}
 		if used < base+n || used > base+roundUp(n, blk)+blk {
 			t.Errorf("Get = %d bytes used after writing %d over %d", used, n, base)
 		}
 		// XFS holds root to a project limit, ext4 lets root through.
 		rootFile := filepath.Join(home, "root")
-		err := os.WriteFile(rootFile, make([]byte, chunk), 0o644)
+		err := os.WriteFile(rootFile, make([]byte, tenantio.Chunk), 0o644)
 		if fs.rootBound && (err == nil || !strings.Contains(err.Error(), "no space left")) {
 			t.Errorf("root writing past the limit: %v, want ENOSPC", err)
 		}
@@ -357,7 +269,7 @@ func testFS(t *testing.T, fs kernelFS) {
 			t.Fatal(err)
 		}
 		before := mustGet(t, info).Bytes
-		if n, errno := asTenant(t, "fill", big, 4<<20); n != 4<<20 || errno != "none" {
+		if n, errno := asTenant(t, tenantio.Fill, big, 4<<20); n != 4<<20 || errno != "none" {
 			t.Errorf("after raising the limit, the tenant wrote %d of %d bytes (%s)", n, 4<<20, errno)
 		}
 		if after := mustGet(t, info).Bytes; after < before+4<<20 || after > before+4<<20+2*blk {
@@ -370,7 +282,7 @@ func testFS(t *testing.T, fs kernelFS) {
 
 	t.Run("inodes", func(t *testing.T) {
 		have := mustGet(t, info).Inodes
-		n, errno := asTenant(t, "touch", filepath.Join(home, "sub"), 1000)
+		n, errno := asTenant(t, tenantio.Touch, filepath.Join(home, "sub"), 1000)
 		if n != 100-have || errno != fs.full {
 			t.Errorf("the tenant made %d files (%s) over %d inodes; want %d, then %s", n, errno, have, 100-have, fs.full)
 		}
