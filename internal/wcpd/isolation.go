@@ -3,13 +3,13 @@ package wcpd
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/wcp360/wcp360/internal/config"
 	"github.com/wcp360/wcp360/internal/host/cgroup"
 	"github.com/wcp360/wcp360/internal/host/isolation"
 	"github.com/wcp360/wcp360/internal/host/phpfpm"
+	"github.com/wcp360/wcp360/internal/host/sdbus"
 	"github.com/wcp360/wcp360/internal/store"
 )
 
@@ -45,7 +45,7 @@ func pickCgroupDriver(ctx context.Context, ic config.Isolation, c cgroup.Capabil
 	want := ic.Cgroups
 	if want == config.CgroupsAuto {
 		switch {
-		case v2 && systemdIsInit():
+		case v2 && sdbus.Booted():
 			want = config.CgroupsSystemd
 		case v2:
 			want = config.CgroupsV2
@@ -93,12 +93,6 @@ func (d *daemonState) isolationSteps(st *store.Store) (*isolation.Cgroups, *isol
 	}
 	quota := &isolation.Quota{WWWRoot: wwwRoot, Clock: time.Now}
 	return limits, quota, nil
-}
-
-// systemdIsInit reports whether systemd is PID 1, as sd_booted(3) does.
-func systemdIsInit() bool {
-	fi, err := os.Lstat("/run/systemd/system")
-	return err == nil && fi.IsDir()
 }
 
 // phpRunner is how PHP-FPM masters run with drv: as units in the tenant's

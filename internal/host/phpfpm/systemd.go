@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,12 +29,6 @@ const (
 	RunnerSystemd = "systemd"
 )
 
-// systemdBooted reports whether systemd is PID 1, as sd_booted(3) does.
-func systemdBooted() bool {
-	fi, err := os.Lstat("/run/systemd/system")
-	return err == nil && fi.IsDir()
-}
-
 // newRunner returns the runner Options.Runner asks for.
 func newRunner(m *Manager) (runner, error) {
 	switch m.opts.Runner {
@@ -43,7 +36,7 @@ func newRunner(m *Manager) (runner, error) {
 		return &supervisor{m: m}, nil
 	case RunnerSystemd:
 	case "", RunnerAuto:
-		if !systemdBooted() {
+		if !sdbus.Booted() {
 			return &supervisor{m: m}, nil
 		}
 	default:

@@ -8,11 +8,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 )
+
+// Booted reports whether systemd is PID 1, as sd_booted(3) does: its
+// /run/systemd/system exists.
+func Booted() bool {
+	fi, err := os.Lstat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
 
 // ErrSystemd wraps what systemd answered, or that it could not be reached.
 var ErrSystemd = errors.New("systemd")
